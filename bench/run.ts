@@ -1,0 +1,12 @@
+/** Runs the benchmarks named on the command line (all when none): npm run bench -- nar */
+import { benchNar } from './nar.ts'
+
+const benches: Record<string, () => Promise<void>> = { nar: benchNar }
+
+const wanted = process.argv.slice(2)
+for (const name of wanted.length > 0 ? wanted : Object.keys(benches)) {
+  const bench = benches[name]
+  if (!bench) throw new Error(`unknown benchmark ${name}; known: ${Object.keys(benches).join(', ')}`)
+  console.log(`\n== ${name}`)
+  await bench()
+}

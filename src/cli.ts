@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+import { createHash } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
+import { pipeline } from 'node:stream/promises'
+import { Readable } from 'node:stream'
+import { Command } from 'commander'
+import { dumpPath } from './fs/dump-path.ts'
+import { readNar } from './nix/nar-reader.ts'
+import { writeNar } from './nix/nar-writer.ts'
+import { encodeNixbase32 } from './nix/nixbase32.ts'
+import { formatPublicKey, formatSecretKey, generateSecretKey } from './nix/signing.ts'
+
+const program = new Command()
+  .name('nixcas')
+  .description('An HTTP Nix binary cache backed by chunked, content-addressed storage')
+  .showHelpAfterError()
+
+program
+  .command('keygen')
+  .description('write a Nix signing key pair (the same format as nix-store --generate-binary-cache-key)')
+  .argument('<name>', 'key name, e.g. cache.example.org-1')
+  .argument('<secret-file>', 'where to write the secret key')
+  .argument('<public-file>', 'where to write the public key')
+  .action(async (name: string, secretFile: string, publicFile: string) => {
+    const key = generateSecretKey(name)
+    await writeFile(secretFile, formatSecretKey(key), { mode: 0o600, flag: 'wx' })
+    await writeFile(publicFile, formatPublicKey(key.publicKey), { flag: 'wx' })
+  })
+
+const nar = program.command('nar').description('work with NAR archives')
+
+nar
+  .command('dump')
+  .description('write the NAR of a path to standard output, like nix-store --dump')
+  .argument('<path>')
+  .action(async (path: string) => {
+    await pipeline(Readable.from(writeNar(dumpPath(path))), process.stdout)
+  })
+
+nar
+  .command('hash')
+  .description('print the sha256 of the NAR of a path in nixbase32, like nix hash path --base32')
+  .argument('<path>')
+  .action(async (path: string) => {
+    const hash = createHash('sha256')
+    for await (const chunk of writeNar(dumpPath(path))) hash.update(chunk)
+    process.stdout.write(`${encodeNixbase32(hash.digest())}\n`)
+  })
+
+nar
+  .command('check')
+  .description('read a NAR from standard input and report whether it is canonical')
+  .action(async () => {
+    const hash = createHash('sha256')
+    let size = 0
+    async function* counted(): AsyncGenerator<Uint8Array> {
+      for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+        hash.update(chunk)
+        size += chunk.length
+        yield chunk
+      }
+    }
+    for await (const event of readNar(counted())) void event
+    process.stdout.write(`ok: ${size} bytes, sha256:${encodeNixbase32(hash.digest())}\n`)
+  })
+
+program.parseAsync().catch((error: unknown) => {
+  process.stderr.write(`nixcas: ${error instanceof Error ? error.message : String(error)}\n`)
+  process.exitCode = 1
+})

@@ -1,0 +1,53 @@
+/**
+ * Every error nixcas raises on purpose comes from this one table: a stable
+ * code, the HTTP status a route answers with, and whether retrying may help.
+ */
+export const errorTable = {
+  BAD_BASE32: { status: 400, transient: false },
+  BAD_HASH: { status: 400, transient: false },
+  BAD_STORE_PATH: { status: 400, transient: false },
+  BAD_NARINFO: { status: 400, transient: false },
+  BAD_CACHE_INFO: { status: 400, transient: false },
+  BAD_KEY: { status: 400, transient: false },
+  BAD_SIGNATURE: { status: 400, transient: false },
+  BAD_NAR: { status: 400, transient: false },
+  BAD_NAR_EVENTS: { status: 500, transient: false },
+  BAD_REQUEST: { status: 400, transient: false },
+  BAD_RANGE: { status: 416, transient: false },
+  UNAUTHORIZED: { status: 401, transient: false },
+  FORBIDDEN: { status: 403, transient: false },
+  NOT_FOUND: { status: 404, transient: false },
+  TOO_LARGE: { status: 413, transient: false },
+  BAD_CONFIG: { status: 500, transient: false },
+  STORE_UNAVAILABLE: { status: 503, transient: true },
+  STORE_FAILED: { status: 502, transient: false },
+  CORRUPT_OBJECT: { status: 502, transient: false },
+  MISSING_OBJECT: { status: 502, transient: false },
+  ABORTED: { status: 499, transient: false },
+} as const satisfies Record<string, { status: number; transient: boolean }>
+
+export type ErrorCode = keyof typeof errorTable
+
+export interface NixcasErrorOptions {
+  cause?: unknown
+  /** Overrides the table's transient flag (e.g. a store error known to be a timeout). */
+  transient?: boolean
+}
+
+export class NixcasError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+  readonly transient: boolean
+
+  constructor(code: ErrorCode, message: string, options: NixcasErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'NixcasError'
+    this.code = code
+    this.status = errorTable[code].status
+    this.transient = options.transient ?? errorTable[code].transient
+  }
+}
+
+export function isNixcasError(error: unknown, code?: ErrorCode): error is NixcasError {
+  return error instanceof NixcasError && (code === undefined || error.code === code)
+}
