@@ -1,0 +1,95 @@
+import type { Logger } from 'pino'
+import type { Body, ListedObject, ObjectStore, ReadOptions } from './store.ts'
+
+export interface CacheOptions {
+  /** Whole objects up to this size read through `stream` are written back to near. */
+  writeBackLimit?: number
+}
+
+/**
+ * Reads near first, else far, writing what far returned back to near; writes go to far,
+ * then near. Only correct for immutable keys (chunks, blobs, directories: content
+ * addressed), since near is never told when far changes. A failing near is logged and
+ * bypassed: it never fails a read.
+ */
+export class CacheStore implements ObjectStore {
+  /** Bytes written back to near came from far, so they are only as trusted as far. */
+  readonly trusted: boolean
+  private readonly writeBackLimit: number
+
+  constructor(
+    readonly name: string,
+    private readonly near: ObjectStore,
+    private readonly far: ObjectStore,
+    private readonly logger: Logger,
+    options: CacheOptions = {},
+  ) {
+    this.trusted = near.trusted && far.trusted
+    this.writeBackLimit = options.writeBackLimit ?? 64 * 1024 * 1024
+  }
+
+  private nearFailed(operation: string, key: string, error: unknown): undefined {
+    this.logger.warn({ store: this.name, near: this.near.name, operation, key, err: (error as Error).message }, 'cache near store failed')
+    return undefined
+  }
+
+  private async writeBack(key: string, bytes: Buffer): Promise<void> {
+    await this.near.put(key, bytes).catch((error: unknown) => this.nearFailed('write-back', key, error))
+  }
+
+  async get(key: string, options?: ReadOptions): Promise<Buffer | undefined> {
+    const hit = await this.near.get(key, options).catch((error: unknown) => this.nearFailed('get', key, error))
+    if (hit !== undefined) return hit
+    if (options?.range) return this.far.get(key, options)
+    const bytes = await this.far.get(key, options)
+    if (bytes !== undefined) await this.writeBack(key, bytes)
+    return bytes
+  }
+
+  async stream(key: string, options?: ReadOptions): Promise<AsyncIterable<Uint8Array> | undefined> {
+    const hit = await this.near.stream(key, options).catch((error: unknown) => this.nearFailed('stream', key, error))
+    if (hit !== undefined) return hit
+    const source = await this.far.stream(key, options)
+    if (source === undefined || options?.range) return source
+    return this.tee(key, source)
+  }
+
+  /** Passes far's bytes on and keeps a copy for near, up to writeBackLimit. */
+  private async *tee(key: string, source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    let copy: Uint8Array[] | null = []
+    let size = 0
+    for await (const chunk of source) {
+      if (copy) {
+        size += chunk.length
+        if (size > this.writeBackLimit) copy = null
+        else copy.push(chunk)
+      }
+      yield chunk
+    }
+    if (copy) await this.writeBack(key, Buffer.concat(copy))
+  }
+
+  async head(key: string, options?: { signal?: AbortSignal }): Promise<number | undefined> {
+    const size = await this.near.head(key, options).catch((error: unknown) => this.nearFailed('head', key, error))
+    return size ?? this.far.head(key, options)
+  }
+
+  async put(key: string, body: Body, options?: { signal?: AbortSignal }): Promise<void> {
+    await this.far.put(key, body, options)
+    // A stream is consumed by far; near gets it on first read.
+    if (body instanceof Uint8Array) await this.writeBack(key, Buffer.from(body.buffer, body.byteOffset, body.byteLength))
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.far.delete(key)
+    await this.near.delete(key).catch((error: unknown) => this.nearFailed('delete', key, error))
+  }
+
+  list(prefix: string): AsyncIterable<ListedObject> {
+    return this.far.list(prefix)
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve()
+  }
+}

@@ -1,0 +1,208 @@
+import { randomUUID } from 'node:crypto'
+import type { Dirent } from 'node:fs'
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { Readable } from 'node:stream'
+import {
+  StoreError,
+  checkKey,
+  checkPrefix,
+  clipRange,
+  type Body,
+  type ListedObject,
+  type ObjectStore,
+  type ReadOptions,
+} from './store.ts'
+
+/** Temp files live here until renamed into place; no key can name it (keys never start with a dot). */
+const TEMP_DIR = '.tmp'
+/** Temp files older than this at start-up were left by a crash. */
+const STALE_TEMP_MS = 60 * 60 * 1000
+const TRANSIENT_ERRNO = new Set(['EIO', 'EMFILE', 'ENFILE', 'EAGAIN', 'EBUSY', 'EINTR', 'ETIMEDOUT'])
+
+const errnoOf = (error: unknown): string | undefined => (error as NodeJS.ErrnoException | undefined)?.code
+const isAbsent = (error: unknown): boolean => {
+  const code = errnoOf(error)
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR'
+}
+
+export interface FsStoreOptions {
+  path: string
+  /** fsync each object before it becomes visible (default true). */
+  fsync?: boolean
+}
+
+/**
+ * The embedded default: one file per key under a root directory. Keys map 1:1 to
+ * relative paths (the key layout shards them into directories), are validated so that
+ * none leaves the root, and become visible only by an atomic rename of a complete,
+ * fsynced temp file.
+ */
+export class FsStore implements ObjectStore {
+  readonly trusted = true
+  readonly root: string
+  private readonly fsync: boolean
+  private readonly ready: Promise<void>
+
+  constructor(
+    readonly name: string,
+    options: FsStoreOptions,
+  ) {
+    this.root = resolve(options.path)
+    this.fsync = options.fsync ?? true
+    this.ready = this.prepare()
+    this.ready.catch(() => undefined) // reported by the first operation
+  }
+
+  private async prepare(): Promise<void> {
+    const temp = join(this.root, TEMP_DIR)
+    await mkdir(temp, { recursive: true })
+    const now = Date.now()
+    for (const entry of await readdir(temp)) {
+      const path = join(temp, entry)
+      const info = await stat(path).catch(() => undefined)
+      if (info && now - info.mtimeMs > STALE_TEMP_MS) await rm(path, { force: true })
+    }
+  }
+
+  private path(key: string): string {
+    checkKey(this.name, key)
+    return join(this.root, key)
+  }
+
+  private fail(operation: string, key: string, error: unknown): never {
+    const code = errnoOf(error)
+    throw new StoreError(this.name, operation, key, code ?? (error instanceof Error ? error.message : String(error)), {
+      cause: error,
+      transient: code !== undefined && TRANSIENT_ERRNO.has(code),
+    })
+  }
+
+  async get(key: string, options?: ReadOptions): Promise<Buffer | undefined> {
+    const path = this.path(key)
+    await this.ready
+    let handle
+    try {
+      handle = await open(path, 'r')
+    } catch (error) {
+      if (isAbsent(error)) return undefined
+      this.fail('get', key, error)
+    }
+    try {
+      const { size } = await handle.stat()
+      const { start, end } = clipRange(size, options?.range)
+      const bytes = Buffer.allocUnsafe(end - start)
+      let filled = 0
+      while (filled < bytes.length) {
+        const { bytesRead } = await handle.read(bytes, filled, bytes.length - filled, start + filled)
+        if (bytesRead === 0) break
+        filled += bytesRead
+      }
+      return bytes.subarray(0, filled)
+    } catch (error) {
+      if (isAbsent(error)) return undefined
+      this.fail('get', key, error)
+    } finally {
+      await handle.close()
+    }
+  }
+
+  async stream(key: string, options?: ReadOptions): Promise<AsyncIterable<Uint8Array> | undefined> {
+    const path = this.path(key)
+    await this.ready
+    try {
+      const handle = await open(path, 'r')
+      const { size } = await handle.stat().catch(async (error: unknown) => {
+        await handle.close()
+        throw error
+      })
+      const { start, end } = clipRange(size, options?.range)
+      if (start === end) {
+        await handle.close()
+        return Readable.from([])
+      }
+      return handle.createReadStream({ start, end: end - 1, highWaterMark: 256 * 1024, signal: options?.signal })
+    } catch (error) {
+      if (isAbsent(error)) return undefined
+      this.fail('stream', key, error)
+    }
+  }
+
+  async head(key: string): Promise<number | undefined> {
+    const path = this.path(key)
+    await this.ready
+    try {
+      const info = await stat(path)
+      return info.isFile() ? info.size : undefined
+    } catch (error) {
+      if (isAbsent(error)) return undefined
+      this.fail('head', key, error)
+    }
+  }
+
+  async put(key: string, body: Body, options?: { signal?: AbortSignal }): Promise<void> {
+    const path = this.path(key)
+    await this.ready
+    const temp = join(this.root, TEMP_DIR, `${randomUUID()}.part`)
+    try {
+      const handle = await open(temp, 'wx')
+      try {
+        for await (const chunk of body instanceof Uint8Array ? [body] : body) {
+          options?.signal?.throwIfAborted()
+          for (let written = 0; written < chunk.length; ) written += (await handle.write(chunk, written)).bytesWritten
+        }
+        if (this.fsync) await handle.sync()
+      } finally {
+        await handle.close()
+      }
+      await mkdir(dirname(path), { recursive: true })
+      await rename(temp, path)
+    } catch (error) {
+      await rm(temp, { force: true })
+      this.fail('put', key, error)
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const path = this.path(key)
+    await this.ready
+    try {
+      await unlink(path)
+    } catch (error) {
+      if (!isAbsent(error)) this.fail('delete', key, error)
+    }
+  }
+
+  async *list(prefix: string): AsyncGenerator<ListedObject> {
+    checkPrefix(this.name, prefix)
+    await this.ready
+    const base = prefix.slice(0, prefix.lastIndexOf('/') + 1)
+    yield* this.walk(base, prefix)
+  }
+
+  /** Depth-first, entries in name order; temp files and other dot-names are never keys. */
+  private async *walk(dirKey: string, prefix: string): AsyncGenerator<ListedObject> {
+    let entries: Dirent[]
+    try {
+      entries = await readdir(join(this.root, dirKey), { withFileTypes: true })
+    } catch (error) {
+      if (isAbsent(error)) return
+      this.fail('list', prefix, error)
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    for (const entry of entries) {
+      if (entry.name.startsWith('.')) continue
+      const key = `${dirKey}${entry.name}`
+      if (entry.isDirectory()) {
+        if (`${key}/`.startsWith(prefix) || prefix.startsWith(`${key}/`)) yield* this.walk(`${key}/`, prefix)
+      } else if (entry.isFile() && key.startsWith(prefix)) {
+        const info = await stat(join(this.root, key)).catch(() => undefined)
+        if (info) yield { key, size: info.size }
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    return this.ready.catch(() => undefined)
+  }
+}

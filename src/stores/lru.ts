@@ -1,0 +1,74 @@
+import { LRUCache } from 'lru-cache'
+import { clipRange, once, type Body, type ListedObject, type ObjectStore, type ReadOptions } from './store.ts'
+
+export interface LruOptions {
+  maxBytes: number
+  /** Larger objects pass through uncached (default: an eighth of maxBytes). */
+  maxEntrySize?: number
+}
+
+/**
+ * A byte-bounded in-memory LRU in front of a store. Concurrent reads of one key share
+ * one fetch. Ranges are cut from a cached object, or passed through when it is not
+ * cached (a range never pulls in a whole object).
+ */
+export class LruStore implements ObjectStore {
+  readonly trusted: boolean
+  private readonly cache: LRUCache<string, Buffer>
+
+  constructor(
+    readonly name: string,
+    private readonly inner: ObjectStore,
+    options: LruOptions,
+  ) {
+    this.trusted = inner.trusted
+    this.cache = new LRUCache<string, Buffer>({
+      maxSize: options.maxBytes,
+      maxEntrySize: options.maxEntrySize ?? Math.max(1, Math.floor(options.maxBytes / 8)),
+      // Empty objects still take a slot.
+      sizeCalculation: (bytes) => Math.max(1, bytes.length),
+      // The fetch is shared by every waiter, so no single caller's abort may cancel it.
+      fetchMethod: async (key, _stale, { signal }) => this.inner.get(key, { signal }),
+    })
+  }
+
+
+  async get(key: string, options?: ReadOptions): Promise<Buffer | undefined> {
+    const range = options?.range
+    if (!range) return this.cache.fetch(key)
+    const cached = this.cache.get(key)
+    if (cached === undefined) return this.inner.get(key, options)
+    const { start, end } = clipRange(cached.length, range)
+    return cached.subarray(start, end)
+  }
+
+  async stream(key: string, options?: ReadOptions): Promise<AsyncIterable<Uint8Array> | undefined> {
+    if (!this.cache.has(key)) return this.inner.stream(key, options)
+    const bytes = await this.get(key, options)
+    return bytes && once(bytes)
+  }
+
+  async head(key: string, options?: { signal?: AbortSignal }): Promise<number | undefined> {
+    return this.cache.get(key)?.length ?? this.inner.head(key, options)
+  }
+
+  async put(key: string, body: Body, options?: { signal?: AbortSignal }): Promise<void> {
+    this.cache.delete(key)
+    await this.inner.put(key, body, options)
+    if (body instanceof Uint8Array) this.cache.set(key, Buffer.from(body))
+  }
+
+  async delete(key: string): Promise<void> {
+    this.cache.delete(key)
+    await this.inner.delete(key)
+  }
+
+  list(prefix: string): AsyncIterable<ListedObject> {
+    return this.inner.list(prefix)
+  }
+
+  close(): Promise<void> {
+    this.cache.clear()
+    return Promise.resolve()
+  }
+}

@@ -1,0 +1,125 @@
+import type { Logger } from 'pino'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { StoreError, isTransient, type Body, type ByteRange, type ListedObject, type ObjectStore, type ReadOptions } from './store.ts'
+
+export interface RetryOptions {
+  attempts?: number
+  /** Milliseconds before the second attempt, doubled each time up to maxDelay. */
+  baseDelay?: number
+  maxDelay?: number
+  /** Called once per retry (metrics). */
+  onRetry?: (operation: string) => void
+}
+
+/**
+ * Retries transient failures (5xx, throttling, timeouts, resets) with exponential backoff
+ * and full jitter. Absent objects and permanent errors are answers, returned at once.
+ * A read that breaks mid-stream resumes from the last byte delivered.
+ */
+export class RetryStore implements ObjectStore {
+  readonly trusted: boolean
+  private readonly attempts: number
+  private readonly baseDelay: number
+  private readonly maxDelay: number
+
+  constructor(
+    readonly name: string,
+    private readonly inner: ObjectStore,
+    private readonly logger: Logger,
+    private readonly options: RetryOptions = {},
+  ) {
+    this.trusted = inner.trusted
+    this.attempts = options.attempts ?? 5
+    this.baseDelay = options.baseDelay ?? 100
+    this.maxDelay = options.maxDelay ?? 5000
+  }
+
+  /** Waits before retry number `failures`; throws `error` when it should not be retried. */
+  private async backoff(operation: string, key: string, failures: number, error: unknown, signal?: AbortSignal): Promise<void> {
+    if (!isTransient(error) || failures >= this.attempts || signal?.aborted) throw error
+    const delay = Math.round(Math.random() * Math.min(this.maxDelay, this.baseDelay * 2 ** (failures - 1)))
+    this.logger.warn(
+      { store: this.name, inner: this.inner.name, operation, key, attempt: failures + 1, delay, err: (error as Error).message },
+      'store retry',
+    )
+    this.options.onRetry?.(operation)
+    await sleep(delay, undefined, { signal })
+  }
+
+  private async retry<T>(operation: string, key: string, call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    for (let failures = 1; ; failures++) {
+      try {
+        return await call()
+      } catch (error) {
+        await this.backoff(operation, key, failures, error, signal)
+      }
+    }
+  }
+
+  get(key: string, options?: ReadOptions): Promise<Buffer | undefined> {
+    return this.retry('get', key, () => this.inner.get(key, options), options?.signal)
+  }
+
+  async stream(key: string, options: ReadOptions = {}): Promise<AsyncIterable<Uint8Array> | undefined> {
+    const source = await this.retry('stream', key, () => this.inner.stream(key, options), options.signal)
+    return source && this.resume(key, options, source)
+  }
+
+  private async *resume(key: string, options: ReadOptions, source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    let delivered = 0
+    let current = source
+    for (let failures = 1; ; failures++) {
+      try {
+        for await (const chunk of current) {
+          delivered += chunk.length
+          yield chunk
+        }
+        return
+      } catch (error) {
+        await this.backoff('stream', key, failures, error, options.signal)
+      }
+      const range: ByteRange = {
+        offset: (options.range?.offset ?? 0) + delivered,
+        length: options.range?.length === undefined ? undefined : options.range.length - delivered,
+      }
+      const next = await this.retry('stream', key, () => this.inner.stream(key, { ...options, range }), options.signal)
+      if (next === undefined) throw new StoreError(this.name, 'stream', key, 'the object vanished while being read', { transient: false })
+      current = next
+    }
+  }
+
+  head(key: string, options?: { signal?: AbortSignal }): Promise<number | undefined> {
+    return this.retry('head', key, () => this.inner.head(key, options), options?.signal)
+  }
+
+  put(key: string, body: Body, options?: { signal?: AbortSignal }): Promise<void> {
+    // A streamed body cannot be replayed, so it gets one attempt; bytes can be sent again.
+    if (!(body instanceof Uint8Array)) return this.inner.put(key, body, options)
+    return this.retry('put', key, () => this.inner.put(key, body, options), options?.signal)
+  }
+
+  delete(key: string): Promise<void> {
+    return this.retry('delete', key, () => this.inner.delete(key))
+  }
+
+  /** A listing that fails part-way starts again and skips what it already yielded. */
+  async *list(prefix: string): AsyncGenerator<ListedObject> {
+    const seen = new Set<string>()
+    for (let failures = 1; ; failures++) {
+      try {
+        for await (const object of this.inner.list(prefix)) {
+          if (seen.has(object.key)) continue
+          seen.add(object.key)
+          yield object
+        }
+        return
+      } catch (error) {
+        await this.backoff('list', prefix, failures, error)
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve()
+  }
+}

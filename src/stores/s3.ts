@@ -1,0 +1,195 @@
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3'
+import { Upload } from '@aws-sdk/lib-storage'
+import { Readable } from 'node:stream'
+import { StoreError, checkKey, checkPrefix, clipRange, sliceStream, toBuffer, type Body, type ListedObject, type ObjectStore, type ReadOptions } from './store.ts'
+
+export interface S3StoreOptions {
+  bucket: string
+  prefix?: string
+  region?: string
+  endpoint?: string
+  forcePathStyle?: boolean
+  /** Explicit credentials; by default the SDK's usual chain (env, profile, instance role). */
+  accessKeyId?: string
+  secretAccessKey?: string
+  /** Attempts the SDK makes on its own; 1 leaves retrying to a `retry` wrapper, which logs it. */
+  sdkAttempts?: number
+  /** Objects larger than this are uploaded in parts. */
+  partSize?: number
+}
+
+const TRANSIENT_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout', 'RequestTimeTooSkewed', 'InternalError', 'ServiceUnavailable', 'TimeoutError'])
+const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED', 'UND_ERR_SOCKET'])
+
+function statusOf(error: unknown): number | undefined {
+  return error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined
+}
+
+function isTransientS3(error: unknown): boolean {
+  const status = statusOf(error)
+  if (status !== undefined) return status >= 500 || status === 429 || status === 408
+  const named = error as { name?: string; code?: string } | undefined
+  if (named?.name === 'AbortError') return false
+  // Without an HTTP status the request never got an answer: a network failure.
+  return TRANSIENT_NAMES.has(named?.name ?? '') || TRANSIENT_CODES.has(named?.code ?? '') || error instanceof Error
+}
+
+const isMissing = (error: unknown): boolean => {
+  const name = (error as { name?: string } | undefined)?.name
+  return name === 'NoSuchKey' || name === 'NotFound' || statusOf(error) === 404
+}
+
+/** Any S3-compatible object store, through @aws-sdk/client-s3. */
+export class S3Store implements ObjectStore {
+  readonly trusted = false
+  private readonly client: S3Client
+  private readonly bucket: string
+  private readonly prefix: string
+  private readonly partSize: number
+
+  constructor(
+    readonly name: string,
+    options: S3StoreOptions,
+  ) {
+    this.bucket = options.bucket
+    this.prefix = options.prefix ?? ''
+    this.partSize = options.partSize ?? 8 * 1024 * 1024
+    this.client = new S3Client({
+      region: options.region ?? 'us-east-1',
+      endpoint: options.endpoint,
+      forcePathStyle: options.forcePathStyle,
+      maxAttempts: options.sdkAttempts ?? 1,
+      credentials:
+        options.accessKeyId && options.secretAccessKey ? { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey } : undefined,
+    })
+  }
+
+  private key(key: string): string {
+    checkKey(this.name, key)
+    return `${this.prefix}${key}`
+  }
+
+  private fail(operation: string, key: string, error: unknown): never {
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+    throw new StoreError(this.name, operation, key, message, { cause: error, transient: isTransientS3(error) })
+  }
+
+  async get(key: string, options?: ReadOptions): Promise<Buffer | undefined> {
+    const body = await this.stream(key, options)
+    return body && toBuffer(body)
+  }
+
+  async stream(key: string, options?: ReadOptions): Promise<AsyncIterable<Uint8Array> | undefined> {
+    const objectKey = this.key(key)
+    const range = options?.range
+    if (range?.length === 0) {
+      // S3 cannot express an empty range; a HEAD answers present-or-absent.
+      return (await this.head(key, options)) === undefined ? undefined : Readable.from([])
+    }
+    if (range) clipRange(Number.MAX_SAFE_INTEGER, range)
+    const header = range && (range.offset > 0 || range.length !== undefined)
+      ? `bytes=${range.offset}-${range.length === undefined ? '' : range.offset + range.length - 1}`
+      : undefined
+    try {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey, Range: header }), {
+        abortSignal: options?.signal,
+      })
+      let body: AsyncIterable<Uint8Array> = (response.Body as Readable | undefined) ?? Readable.from([])
+      if (header && range) {
+        // Some servers ignore a range, or answer a different one: cut what was asked for.
+        const servedStart = Number(/^bytes (\d+)-/.exec(response.ContentRange ?? '')?.[1] ?? 0)
+        body = sliceStream(body, { offset: range.offset - servedStart, length: range.length })
+      }
+      const fail = this.fail.bind(this)
+      // Failures mid-body (a reset connection) become StoreErrors that say they are transient.
+      return (async function* () {
+        try {
+          yield* body
+        } catch (error) {
+          fail('get', key, error)
+        }
+      })()
+    } catch (error) {
+      if (isMissing(error)) return undefined
+      // A range starting at or past the end: the object is there, the range is empty.
+      if (statusOf(error) === 416 || (error as { name?: string }).name === 'InvalidRange') return Readable.from([])
+      this.fail('get', key, error)
+    }
+  }
+
+  async head(key: string, options?: { signal?: AbortSignal }): Promise<number | undefined> {
+    const objectKey = this.key(key)
+    try {
+      const response = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }), { abortSignal: options?.signal })
+      return response.ContentLength ?? 0
+    } catch (error) {
+      if (isMissing(error)) return undefined
+      this.fail('head', key, error)
+    }
+  }
+
+  async put(key: string, body: Body, options?: { signal?: AbortSignal }): Promise<void> {
+    const objectKey = this.key(key)
+    try {
+      if (body instanceof Uint8Array && body.length <= this.partSize) {
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: body, ContentLength: body.length }), {
+          abortSignal: options?.signal,
+        })
+        return
+      }
+      // Multipart: parts are buffered one at a time (queueSize 2), so memory stays bounded.
+      const upload = new Upload({
+        client: this.client,
+        params: { Bucket: this.bucket, Key: objectKey, Body: body instanceof Uint8Array ? body : Readable.from(body) },
+        partSize: this.partSize,
+        queueSize: 2,
+        leavePartsOnError: false,
+      })
+      options?.signal?.addEventListener('abort', () => void upload.abort(), { once: true })
+      await upload.done()
+    } catch (error) {
+      this.fail('put', key, error)
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const objectKey = this.key(key)
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }))
+    } catch (error) {
+      if (!isMissing(error)) this.fail('delete', key, error)
+    }
+  }
+
+  async *list(prefix: string): AsyncGenerator<ListedObject> {
+    checkPrefix(this.name, prefix)
+    let token: string | undefined
+    do {
+      let page
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.prefix}${prefix}`, ContinuationToken: token }),
+        )
+      } catch (error) {
+        this.fail('list', prefix, error)
+      }
+      for (const object of page.Contents ?? []) {
+        if (object.Key !== undefined) yield { key: object.Key.slice(this.prefix.length), size: object.Size ?? 0 }
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined
+    } while (token)
+  }
+
+  close(): Promise<void> {
+    this.client.destroy()
+    return Promise.resolve()
+  }
+}

@@ -1,0 +1,125 @@
+import { NixcasError } from '../errors.ts'
+
+/** Part of an object: `length` bytes from `offset`, clipped to the object's end. */
+export interface ByteRange {
+  offset: number
+  length?: number
+}
+
+export interface ReadOptions {
+  range?: ByteRange
+  signal?: AbortSignal
+}
+
+export interface ListedObject {
+  key: string
+  size: number
+}
+
+export type Body = Uint8Array | AsyncIterable<Uint8Array>
+
+/**
+ * The one contract every backend and wrapper fulfils: opaque keys to bytes.
+ * An absent object is an answer (`undefined`), never an error. A range that starts at or
+ * past the end yields no bytes. `put` is atomic: readers see the old object or the whole
+ * new one, never a part.
+ */
+export interface ObjectStore {
+  /** The instance name from the configuration; it appears in logs, metrics and errors. */
+  readonly name: string
+  /** True when bytes read back need no digest check (local disk, memory). */
+  readonly trusted: boolean
+  get(key: string, options?: ReadOptions): Promise<Buffer | undefined>
+  stream(key: string, options?: ReadOptions): Promise<AsyncIterable<Uint8Array> | undefined>
+  head(key: string, options?: { signal?: AbortSignal }): Promise<number | undefined>
+  put(key: string, body: Body, options?: { signal?: AbortSignal }): Promise<void>
+  delete(key: string): Promise<void>
+  list(prefix: string): AsyncIterable<ListedObject>
+  close(): Promise<void>
+}
+
+/** A store failure: which instance, which operation and key, and whether retrying may help. */
+export class StoreError extends NixcasError {
+  readonly store: string
+  readonly operation: string
+
+  constructor(store: string, operation: string, key: string, message: string, options: { cause?: unknown; transient: boolean }) {
+    super(options.transient ? 'STORE_UNAVAILABLE' : 'STORE_FAILED', `store "${store}": ${operation} ${key}: ${message}`, options)
+    this.name = 'StoreError'
+    this.store = store
+    this.operation = operation
+  }
+}
+
+export function isTransient(error: unknown): boolean {
+  return error instanceof NixcasError && error.transient
+}
+
+const KEY = /^[A-Za-z0-9_-][A-Za-z0-9._-]*(\/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$/
+export const KEY_MAX = 512
+
+/**
+ * Keys are relative, slash-separated, from a small charset, with no empty, `.` or `..`
+ * segment (a segment may not start with a dot): no key can name a path outside a store.
+ */
+export function checkKey(store: string, key: string): void {
+  if (key.length === 0 || key.length > KEY_MAX || !KEY.test(key)) {
+    throw new StoreError(store, 'check', JSON.stringify(key).slice(0, 80), 'not a valid object key', { transient: false })
+  }
+}
+
+/** Prefixes for list() follow the key rules, but may be empty or end in a slash. */
+export function checkPrefix(store: string, prefix: string): void {
+  if (prefix === '') return
+  const trimmed = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix
+  checkKey(store, trimmed)
+}
+
+/** Where a range starts and ends in an object of `size` bytes (end exclusive). */
+export function clipRange(size: number, range: ByteRange | undefined): { start: number; end: number } {
+  if (range && (!Number.isSafeInteger(range.offset) || range.offset < 0 || (range.length !== undefined && (!Number.isSafeInteger(range.length) || range.length < 0)))) {
+    throw new NixcasError('BAD_RANGE', `invalid range ${JSON.stringify(range)}`)
+  }
+  const start = Math.min(range?.offset ?? 0, size)
+  const end = range?.length === undefined ? size : Math.min(size, start + range.length)
+  return { start, end }
+}
+
+export async function toBuffer(body: Body): Promise<Buffer> {
+  if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+  const parts: Uint8Array[] = []
+  for await (const part of body) parts.push(part)
+  return Buffer.concat(parts)
+}
+
+/** An async iterable over items already at hand. */
+export function iterate<T>(items: Iterable<T>): AsyncIterable<T> {
+  const iterator = items[Symbol.iterator]()
+  return { [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve(iterator.next()) }) }
+}
+
+export function once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  return iterate(bytes.length > 0 ? [bytes] : [])
+}
+
+/**
+ * Cuts a range out of a whole-object stream: for servers that answer a Range request
+ * with the whole object, as HTTP allows.
+ */
+export async function* sliceStream(source: AsyncIterable<Uint8Array>, range: ByteRange): AsyncGenerator<Uint8Array> {
+  let skip = range.offset
+  let left = range.length ?? Infinity
+  for await (const chunk of source) {
+    if (left <= 0) break
+    let part = chunk
+    if (skip > 0) {
+      const dropped = Math.min(skip, part.length)
+      part = part.subarray(dropped)
+      skip -= dropped
+    }
+    if (part.length === 0) continue
+    if (part.length > left) part = part.subarray(0, left)
+    left -= part.length
+    yield part
+  }
+}

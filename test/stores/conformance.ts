@@ -1,0 +1,157 @@
+import { createHash, randomBytes } from 'node:crypto'
+import type { Test } from 'tap'
+import type { ObjectStore } from '../../src/stores/store.ts'
+import { collect } from '../helpers/streams.ts'
+
+export interface ConformanceOptions {
+  /** Keys listed to prove paging works; backends page at 1000. */
+  listCount?: number
+  /** Why the atomic-put check cannot run against this server, if it cannot. */
+  skipAtomic?: string
+}
+
+const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex')
+
+async function streamed(store: ObjectStore, key: string, range?: { offset: number; length?: number }): Promise<Buffer | undefined> {
+  const source = await store.stream(key, range ? { range } : undefined)
+  return source && collect(source)
+}
+
+async function inParallel<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  await Promise.all(Array.from({ length: limit }, async () => {
+    while (next < items.length) await work(items[next++] as T)
+  }))
+}
+
+/**
+ * The contract every backend and wrapper must keep. `make` returns a fresh, empty store.
+ */
+export function conformance(t: Test, make: (t: Test) => Promise<ObjectStore>, options: ConformanceOptions = {}): void {
+  t.test('absent is an answer, present returns the bytes', async (t) => {
+    const store = await make(t)
+    t.equal(await store.get('objects/missing'), undefined)
+    t.equal(await store.head('objects/missing'), undefined)
+    t.equal(await store.stream('objects/missing'), undefined)
+    const bytes = randomBytes(1234)
+    await store.put('objects/present', bytes)
+    t.ok((await store.get('objects/present'))?.equals(bytes))
+    t.ok((await streamed(store, 'objects/present'))?.equals(bytes))
+    t.equal(await store.head('objects/present'), 1234)
+    await store.put('objects/present', Buffer.from('replaced'))
+    t.equal((await store.get('objects/present'))?.toString(), 'replaced', 'put replaces')
+  })
+
+  t.test('ranges at the edges', async (t) => {
+    const store = await make(t)
+    const bytes = randomBytes(1000)
+    await store.put('ranges/object', bytes)
+    const cases: [string, { offset: number; length?: number }, Buffer][] = [
+      ['first byte', { offset: 0, length: 1 }, bytes.subarray(0, 1)],
+      ['last byte', { offset: 999, length: 1 }, bytes.subarray(999)],
+      ['to the end', { offset: 999 }, bytes.subarray(999)],
+      ['middle', { offset: 100, length: 300 }, bytes.subarray(100, 400)],
+      ['clipped at the end', { offset: 900, length: 500 }, bytes.subarray(900)],
+      ['whole', { offset: 0 }, bytes],
+      ['empty length', { offset: 10, length: 0 }, Buffer.alloc(0)],
+      ['at the end', { offset: 1000 }, Buffer.alloc(0)],
+      ['past the end', { offset: 5000, length: 10 }, Buffer.alloc(0)],
+    ]
+    for (const [label, range, expected] of cases) {
+      t.same((await store.get('ranges/object', { range }))?.toString('hex'), expected.toString('hex'), `get: ${label}`)
+      t.same((await streamed(store, 'ranges/object', range))?.toString('hex'), expected.toString('hex'), `stream: ${label}`)
+    }
+    t.equal(await store.get('ranges/missing', { range: { offset: 5, length: 1 } }), undefined, 'a range of an absent object is absent')
+  })
+
+  t.test('put is atomic under concurrent readers', { skip: options.skipAtomic ?? false }, async (t) => {
+    const store = await make(t)
+    const before = Buffer.alloc(300_000, 'a')
+    const after = Buffer.alloc(300_000, 'b')
+    await store.put('atomic/object', before)
+    const seen = new Set<string>()
+    const reads = Array.from({ length: 20 }, async (_, index) => {
+      await new Promise((resolve) => setTimeout(resolve, index))
+      const got = await store.get('atomic/object')
+      seen.add(got === undefined ? 'absent' : got.equals(before) ? 'before' : got.equals(after) ? 'after' : 'torn')
+    })
+    await Promise.all([store.put('atomic/object', after), ...reads])
+    t.notOk(seen.has('torn'), `readers saw only whole objects: ${[...seen].join(', ')}`)
+    t.notOk(seen.has('absent'), 'and never a missing one')
+    t.ok((await store.get('atomic/object'))?.equals(after))
+  })
+
+  t.test('delete', async (t) => {
+    const store = await make(t)
+    await t.resolves(store.delete('deleted/never-existed'), 'deleting an absent object is fine')
+    await store.put('deleted/object', Buffer.from('x'))
+    await store.delete('deleted/object')
+    t.equal(await store.get('deleted/object'), undefined)
+    t.equal(await store.head('deleted/object'), undefined)
+  })
+
+  t.test('list with a prefix, across pages', async (t) => {
+    const store = await make(t)
+    const count = options.listCount ?? 1100
+    const keys = Array.from({ length: count }, (_, index) => `list/a/${String(index).padStart(5, '0')}`)
+    await inParallel(keys, 16, (key) => store.put(key, Buffer.from(key)))
+    await store.put('list/b/other', Buffer.from('other'))
+    await store.put('listing-not-this', Buffer.from('no'))
+    const listed = []
+    for await (const object of store.list('list/a/')) listed.push(object)
+    t.equal(listed.length, count, `all ${count} keys listed`)
+    t.same(new Set(listed.map((object) => object.key)), new Set(keys))
+    t.ok(listed.every((object) => object.size === object.key.length), 'sizes are reported')
+    const partial = []
+    for await (const object of store.list('list/b')) partial.push(object.key)
+    t.same(partial, ['list/b/other'], 'a prefix need not end at a slash')
+  })
+
+  t.test('a 20 MB object streams in and out', async (t) => {
+    const store = await make(t)
+    const block = randomBytes(1024 * 1024)
+    const total = 20 * block.length
+    const hash = createHash('sha256')
+    async function* body(): AsyncGenerator<Uint8Array> {
+      for (let index = 0; index < 20; index++) {
+        const part = Buffer.from(block)
+        part[0] = index
+        hash.update(part)
+        yield part
+      }
+    }
+    await store.put('large/object', body())
+    const expected = hash.digest('hex')
+    t.equal(await store.head('large/object'), total)
+    const source = await store.stream('large/object')
+    t.ok(source, 'present')
+    const got = createHash('sha256')
+    let size = 0
+    for await (const chunk of source ?? []) {
+      got.update(chunk)
+      size += chunk.length
+    }
+    t.equal(size, total)
+    t.equal(got.digest('hex'), expected, 'identical bytes')
+    const middle = await store.get('large/object', { range: { offset: 5 * block.length - 3, length: 7 } })
+    t.equal(middle?.length, 7)
+    t.equal(middle?.[3], 5, 'a range across a part boundary')
+  })
+
+  t.test('the empty object', async (t) => {
+    const store = await make(t)
+    await store.put('empty/object', Buffer.alloc(0))
+    t.same(await store.get('empty/object'), Buffer.alloc(0), 'present and empty, not absent')
+    t.equal(await store.head('empty/object'), 0)
+    t.same(await streamed(store, 'empty/object'), Buffer.alloc(0))
+    t.equal(sha(Buffer.alloc(0)), sha((await store.get('empty/object')) ?? Buffer.from('x')))
+  })
+
+  t.test('keys that could escape are refused', async (t) => {
+    const store = await make(t)
+    for (const key of ['../escape', 'a/../../b', '/absolute', 'a//b', '.hidden', 'a/./b', 'space here', 'back\\slash', '', 'a/']) {
+      await t.rejects(store.put(key, Buffer.from('x')), { code: 'STORE_FAILED' }, `put ${JSON.stringify(key)}`)
+      await t.rejects(store.get(key), { code: 'STORE_FAILED' }, `get ${JSON.stringify(key)}`)
+    }
+  })
+}

@@ -1,0 +1,58 @@
+import { spawn } from 'node:child_process'
+import { readdir, symlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import t from 'tap'
+import { FsStore } from '../../src/stores/fs.ts'
+import { tempDir } from '../helpers/trees.ts'
+import { conformance } from './conformance.ts'
+
+t.test('conformance', async (t) => conformance(t, async (t) => new FsStore('disk', { path: await tempDir(t) })))
+
+t.test('keys cannot leave the root', async (t) => {
+  const root = await tempDir(t)
+  const outside = await tempDir(t)
+  await writeFile(join(outside, 'secret'), 'secret')
+  const store = new FsStore('disk', { path: join(root, 'store') })
+  for (const key of ['../secret', `..${outside}/secret`, outside.slice(1) + '/../../secret', 'x/../../secret']) {
+    await t.rejects(store.get(key), { code: 'STORE_FAILED', message: /not a valid object key/ }, key)
+  }
+  await t.rejects(store.put('../../etc/x', Buffer.from('x')), { code: 'STORE_FAILED' })
+  t.same(await readdir(outside), ['secret'], 'nothing written outside')
+})
+
+t.test('a crash between the temp write and the rename leaves nothing visible', async (t) => {
+  const root = await tempDir(t)
+  // A child process starts a slow streamed put and is killed mid-write.
+  const script = `
+    import { FsStore } from ${JSON.stringify(new URL('../../src/stores/fs.ts', import.meta.url).pathname)}
+    const store = new FsStore('disk', { path: ${JSON.stringify(root)} })
+    async function* slow() {
+      for (;;) { yield Buffer.alloc(65536, 1); process.stdout.write('.'); await new Promise((r) => setTimeout(r, 5)) }
+    }
+    await store.put('chunks/ab/abcdef', slow())
+  `
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  await new Promise<void>((resolve) => child.stdout.once('data', () => setTimeout(resolve, 100)))
+  child.kill('SIGKILL')
+  await new Promise((resolve) => child.once('exit', resolve))
+  const temps = await readdir(join(root, '.tmp'))
+  t.ok(temps.length > 0, 'the killed writer left a temp file behind')
+  const store = new FsStore('disk', { path: root })
+  t.equal(await store.get('chunks/ab/abcdef'), undefined, 'the object is not visible')
+  t.equal(await store.head('chunks/ab/abcdef'), undefined)
+  const listed = []
+  for await (const object of store.list('')) listed.push(object.key)
+  t.same(listed, [], 'nor listed')
+})
+
+t.test('symlinks inside the root are not followed out of it by list', async (t) => {
+  const root = await tempDir(t)
+  const outside = await tempDir(t)
+  await writeFile(join(outside, 'x'), 'x')
+  const store = new FsStore('disk', { path: root })
+  await store.put('a/b', Buffer.from('b'))
+  await symlink(outside, join(root, 'a', 'link'))
+  const listed = []
+  for await (const object of store.list('a/')) listed.push(object.key)
+  t.same(listed, ['a/b'])
+})
