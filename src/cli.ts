@@ -4,11 +4,22 @@ import { writeFile } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
 import { Command } from 'commander'
+import { dirname } from 'node:path'
+import { pino } from 'pino'
+import { readConfigFile, storeConfigOf } from './config.ts'
 import { dumpPath } from './fs/dump-path.ts'
+import { composeStores, type StoreStack } from './stores/compose.ts'
 import { readNar } from './nix/nar-reader.ts'
 import { writeNar } from './nix/nar-writer.ts'
 import { encodeNixbase32 } from './nix/nixbase32.ts'
 import { formatPublicKey, formatSecretKey, generateSecretKey } from './nix/signing.ts'
+
+async function loadStores(options: { config?: string; store?: string }): Promise<StoreStack> {
+  const logger = pino({ level: 'warn' }, pino.destination(2))
+  if (options.store !== undefined) return composeStores({ stores: {}, root: options.store }, { logger })
+  const file = options.config ?? new URL('../../config/default.yaml', import.meta.url).pathname
+  return composeStores(storeConfigOf(await readConfigFile(file), file), { logger, baseDir: dirname(file) })
+}
 
 const program = new Command()
   .name('nixcas')
@@ -62,6 +73,19 @@ nar
     }
     for await (const event of readNar(counted())) void event
     process.stdout.write(`ok: ${size} bytes, sha256:${encodeNixbase32(hash.digest())}\n`)
+  })
+
+program
+  .command('config')
+  .description('check a store configuration')
+  .command('check')
+  .description('build the store composition from a config file or URL and print it, without touching any store')
+  .option('--config <file>', 'YAML or JSON configuration')
+  .option('--store <url>', 'a store URL instead of a file')
+  .action(async (options: { config?: string; store?: string }) => {
+    const stack = await loadStores(options)
+    process.stdout.write(`${stack.describe().join('\n')}\n`)
+    await stack.close()
   })
 
 program.parseAsync().catch((error: unknown) => {

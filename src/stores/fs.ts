@@ -42,7 +42,7 @@ export class FsStore implements ObjectStore {
   readonly trusted = true
   readonly root: string
   private readonly fsync: boolean
-  private readonly ready: Promise<void>
+  private preparing: Promise<void> | undefined
 
   constructor(
     readonly name: string,
@@ -50,18 +50,26 @@ export class FsStore implements ObjectStore {
   ) {
     this.root = resolve(options.path)
     this.fsync = options.fsync ?? true
-    this.ready = this.prepare()
-    this.ready.catch(() => undefined) // reported by the first operation
+  }
+
+  /** Set up on first use, so that building a configuration touches no disk. */
+  private get ready(): Promise<void> {
+    this.preparing ??= this.prepare()
+    return this.preparing
   }
 
   private async prepare(): Promise<void> {
     const temp = join(this.root, TEMP_DIR)
-    await mkdir(temp, { recursive: true })
-    const now = Date.now()
-    for (const entry of await readdir(temp)) {
-      const path = join(temp, entry)
-      const info = await stat(path).catch(() => undefined)
-      if (info && now - info.mtimeMs > STALE_TEMP_MS) await rm(path, { force: true })
+    try {
+      await mkdir(temp, { recursive: true })
+      const now = Date.now()
+      for (const entry of await readdir(temp)) {
+        const path = join(temp, entry)
+        const info = await stat(path).catch(() => undefined)
+        if (info && now - info.mtimeMs > STALE_TEMP_MS) await rm(path, { force: true })
+      }
+    } catch (error) {
+      this.fail('open', this.root, error)
     }
   }
 
@@ -202,7 +210,7 @@ export class FsStore implements ObjectStore {
     }
   }
 
-  close(): Promise<void> {
-    return this.ready.catch(() => undefined)
+  async close(): Promise<void> {
+    await this.preparing?.catch(() => undefined)
   }
 }

@@ -24,6 +24,9 @@ export interface S3StoreOptions {
   sdkAttempts?: number
   /** Objects larger than this are uploaded in parts. */
   partSize?: number
+  /** Milliseconds a connection may take to open, and a socket may stay idle mid-request. */
+  connectTimeout?: number
+  idleTimeout?: number
 }
 
 const TRANSIENT_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout', 'RequestTimeTooSkewed', 'InternalError', 'ServiceUnavailable', 'TimeoutError'])
@@ -67,6 +70,8 @@ export class S3Store implements ObjectStore {
       endpoint: options.endpoint,
       forcePathStyle: options.forcePathStyle,
       maxAttempts: options.sdkAttempts ?? 1,
+      // A stalled server must end in a (transient) error, never a request that hangs forever.
+      requestHandler: { connectionTimeout: options.connectTimeout ?? 5000, requestTimeout: options.idleTimeout ?? 30_000 },
       credentials:
         options.accessKeyId && options.secretAccessKey ? { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey } : undefined,
     })

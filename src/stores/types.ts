@@ -59,6 +59,8 @@ export const storeTypes: Record<string, StoreType> = {
       secretAccessKey: { kind: 'string' },
       sdkAttempts: { kind: 'integer', min: 1 },
       partSize: { kind: 'size', min: 5 * 1024 * 1024 },
+      connectTimeout: { kind: 'integer', min: 1 },
+      idleTimeout: { kind: 'integer', min: 1 },
     },
     build: (context) =>
       new S3Store(context.name, {
@@ -71,6 +73,8 @@ export const storeTypes: Record<string, StoreType> = {
         secretAccessKey: str(context, 'secretAccessKey'),
         sdkAttempts: num(context, 'sdkAttempts'),
         partSize: num(context, 'partSize'),
+        connectTimeout: num(context, 'connectTimeout'),
+        idleTimeout: num(context, 'idleTimeout'),
       }),
   },
   gcs: {

@@ -4,7 +4,7 @@ import { pino, type Logger } from 'pino'
 export interface CapturedLog {
   logger: Logger
   /** Every line logged so far, parsed. */
-  lines(): Record<string, unknown>[]
+  lines: () => Record<string, unknown>[]
 }
 
 /** A real pino logger whose lines are kept for assertions instead of printed. */

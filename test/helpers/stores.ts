@@ -1,0 +1,67 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Body, ListedObject, ObjectStore, ReadOptions } from '../../src/stores/store.ts'
+
+/**
+ * Wraps a real store to count its calls and, when asked, add latency: for asserting how
+ * many round trips a layer above makes.
+ */
+export class CountingStore implements ObjectStore {
+  readonly counts = { get: 0, stream: 0, head: 0, put: 0, delete: 0, list: 0 }
+  /** Milliseconds added to every read. */
+  delay = 0
+  /** Reads in flight now, and the most there ever were. */
+  inFlight = 0
+  peakInFlight = 0
+
+  constructor(
+    readonly inner: ObjectStore,
+    readonly name = `counting(${inner.name})`,
+  ) {}
+
+  get trusted(): boolean {
+    return this.inner.trusted
+  }
+
+  private async read<T>(operation: 'get' | 'stream' | 'head', call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    this.counts[operation]++
+    this.inFlight++
+    this.peakInFlight = Math.max(this.peakInFlight, this.inFlight)
+    try {
+      if (this.delay > 0) await sleep(this.delay, undefined, { signal })
+      return await call()
+    } finally {
+      this.inFlight--
+    }
+  }
+
+  get(key: string, options?: ReadOptions): Promise<Buffer | undefined> {
+    return this.read('get', () => this.inner.get(key, options), options?.signal)
+  }
+
+  stream(key: string, options?: ReadOptions): Promise<AsyncIterable<Uint8Array> | undefined> {
+    return this.read('stream', () => this.inner.stream(key, options), options?.signal)
+  }
+
+  head(key: string, options?: { signal?: AbortSignal }): Promise<number | undefined> {
+    return this.read('head', () => this.inner.head(key, options), options?.signal)
+  }
+
+  put(key: string, body: Body, options?: { signal?: AbortSignal }): Promise<void> {
+    this.counts.put++
+    return this.inner.put(key, body, options)
+  }
+
+  delete(key: string): Promise<void> {
+    this.counts.delete++
+    return this.inner.delete(key)
+  }
+
+  list(prefix: string): AsyncIterable<ListedObject> {
+    this.counts.list++
+    return this.inner.list(prefix)
+  }
+
+  close(): Promise<void> {
+    return this.inner.close()
+  }
+}

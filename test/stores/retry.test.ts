@@ -1,0 +1,67 @@
+import { randomBytes } from 'node:crypto'
+import t from 'tap'
+import { MemoryStore } from '../../src/stores/memory.ts'
+import { RetryStore } from '../../src/stores/retry.ts'
+import { S3Store } from '../../src/stores/s3.ts'
+import { startFaultyProxy } from '../helpers/faulty-proxy.ts'
+import { captureLogger, silentLogger } from '../helpers/log.ts'
+import { startS3 } from '../helpers/s3.ts'
+import { collect } from '../helpers/streams.ts'
+import { conformance } from './conformance.ts'
+
+t.test('conformance', async (t) => conformance(t, async () => new RetryStore('retry', new MemoryStore('memory'), silentLogger)))
+
+t.test('every read succeeds with identical bytes through a failing S3 server', async (t) => {
+  const server = await startS3(t)
+  const direct = new S3Store('direct', server.options)
+  t.teardown(() => direct.close())
+  const objects = new Map<string, Buffer>()
+  for (let index = 0; index < 12; index++) {
+    const bytes = randomBytes(index === 0 ? 0 : index % 3 === 0 ? 3 * 1024 * 1024 : 1000 + index * 5000)
+    objects.set(`objects/${index}`, bytes)
+    await direct.put(`objects/${index}`, bytes)
+  }
+
+  const proxy = await startFaultyProxy(t, server.endpoint, { fail: 0.25, reset: 0.1, resetMidBody: 0.25 })
+  const flaky = new S3Store('bucket', { ...server.options, endpoint: proxy.endpoint })
+  t.teardown(() => flaky.close())
+  const { logger, lines } = captureLogger()
+  const store = new RetryStore('remote', flaky, logger, { attempts: 12, baseDelay: 1, maxDelay: 5 })
+
+  for (let round = 0; round < 3; round++) {
+    for (const [key, bytes] of objects) {
+      t.ok((await store.get(key))?.equals(bytes), `get ${key}`)
+      const source = await store.stream(key)
+      t.ok(source && (await collect(source)).equals(bytes), `stream ${key}`)
+      t.equal(await store.head(key), bytes.length, `head ${key}`)
+      const range = { offset: Math.floor(bytes.length / 3), length: Math.floor(bytes.length / 2) }
+      t.ok((await store.get(key, { range }))?.equals(bytes.subarray(range.offset, range.offset + range.length)), `range of ${key}`)
+    }
+    t.equal(await store.get('objects/missing'), undefined, 'absent stays absent')
+  }
+  const retries = lines().filter((line) => line.msg === 'store retry')
+  t.ok((proxy.counts.fail ?? 0) > 0 && (proxy.counts.resetMidBody ?? 0) > 0, `faults were injected: ${JSON.stringify(proxy.counts)}`)
+  t.ok(retries.length > 0, `${retries.length} retries logged`)
+  t.ok(retries.every((line) => line.store === 'remote' && line.inner === 'bucket'), 'each retry names the instances')
+  t.ok(retries.some((line) => line.operation === 'stream'), 'broken bodies were resumed')
+})
+
+t.test('permanent errors and absent objects are not retried', async (t) => {
+  const server = await startS3(t)
+  const { logger, lines } = captureLogger()
+  const wrongBucket = new S3Store('bucket', { ...server.options, bucket: 'does-not-exist' })
+  t.teardown(() => wrongBucket.close())
+  const store = new RetryStore('remote', wrongBucket, logger, { attempts: 5, baseDelay: 1 })
+  await t.rejects(store.put('x', Buffer.from('x')), { code: 'STORE_FAILED' })
+  t.equal(lines().filter((line) => line.msg === 'store retry').length, 0)
+})
+
+t.test('gives up after the last attempt with the transient error', async (t) => {
+  const server = await startS3(t)
+  const proxy = await startFaultyProxy(t, server.endpoint, { down: true })
+  const down = new S3Store('bucket', { ...server.options, endpoint: proxy.endpoint })
+  t.teardown(() => down.close())
+  const store = new RetryStore('remote', down, silentLogger, { attempts: 3, baseDelay: 1 })
+  await t.rejects(store.get('x'), { code: 'STORE_UNAVAILABLE', store: 'bucket' })
+  t.equal(proxy.counts.fail, 3, 'three attempts')
+})
