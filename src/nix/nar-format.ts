@@ -86,6 +86,21 @@ export function fileHeaderSize(executable: boolean): number {
   return REGULAR_PREFIX.length + (executable ? EXECUTABLE_MARK.length : 0) + CONTENTS.length + 8
 }
 
+/** NAR bytes of a regular file node, from `(` to `)`. */
+export function fileNodeSize(executable: boolean, size: number): number {
+  return fileHeaderSize(executable) + size + padding(size) + CLOSE.length
+}
+
+/** NAR bytes of a symlink node, from `(` to `)`. */
+export function symlinkNodeSize(targetLength: number): number {
+  return SYMLINK_PREFIX.length + narStringSize(targetLength) + CLOSE.length
+}
+
+/** NAR bytes of a directory entry whose node takes `nodeSize` bytes. */
+export function entrySize(nameLength: number, nodeSize: number): number {
+  return ENTRY_PREFIX.length + narStringSize(nameLength) + ENTRY_NODE.length + nodeSize + CLOSE.length
+}
+
 /** Padding after the contents, then `)`. */
 export function fileTrailer(size: number): Buffer {
   return Buffer.concat([Buffer.alloc(padding(size)), CLOSE])

@@ -1,0 +1,90 @@
+/** One piece of the output: how many bytes fetching it holds, and how to fetch it. */
+export interface FetchJob {
+  readonly size: number
+  fetch(signal: AbortSignal): Promise<Uint8Array>
+}
+
+export interface PrefetchOptions {
+  /** Bytes fetched or being fetched ahead of the consumer (W). */
+  windowBytes: number
+  /** Requests in flight at once (C). */
+  maxRequests: number
+  signal?: AbortSignal
+  stats?: PrefetchStats
+}
+
+/** Live figures of one prefetcher or many (metrics, tests). */
+export class PrefetchStats {
+  /** Bytes reserved now: in flight, or fetched and not yet taken. */
+  buffered = 0
+  peakBuffered = 0
+  inFlight = 0
+  peakInFlight = 0
+  fetched = 0
+}
+
+interface Started {
+  size: number
+  result: Promise<Uint8Array>
+}
+
+/**
+ * Yields the results of `jobs` strictly in order while fetching ahead: up to `windowBytes`
+ * and `maxRequests` in flight or waiting. It knows every job in advance, so the window is
+ * always full. The consumer's pace sets its pace (nothing is fetched beyond the window);
+ * when the consumer stops, or a fetch fails, every outstanding fetch is aborted and its
+ * buffer dropped.
+ */
+export async function* prefetch(jobs: Iterable<FetchJob>, options: PrefetchOptions): AsyncGenerator<Uint8Array> {
+  const stats = options.stats ?? new PrefetchStats()
+  const controller = new AbortController()
+  const abort = (): void => controller.abort(options.signal?.reason)
+  options.signal?.addEventListener('abort', abort, { once: true })
+  const iterator = jobs[Symbol.iterator]()
+  const queue: Started[] = []
+  let reserved = 0
+  let inFlight = 0
+  let next = iterator.next()
+
+  const release = (size: number): void => {
+    reserved -= size
+    stats.buffered -= size
+  }
+  const fill = (): void => {
+    while (!next.done && inFlight < options.maxRequests && (reserved + next.value.size <= options.windowBytes || queue.length === 0)) {
+      const job = next.value
+      next = iterator.next()
+      reserved += job.size
+      stats.buffered += job.size
+      stats.peakBuffered = Math.max(stats.peakBuffered, stats.buffered)
+      inFlight++
+      stats.inFlight++
+      stats.peakInFlight = Math.max(stats.peakInFlight, stats.inFlight)
+      const result = job.fetch(controller.signal).finally(() => {
+        inFlight--
+        stats.inFlight--
+        stats.fetched++
+      })
+      result.catch(() => undefined) // surfaced in order below
+      queue.push({ size: job.size, result })
+    }
+  }
+
+  try {
+    fill()
+    while (queue.length > 0) {
+      const head = queue[0] as Started
+      const bytes = await head.result
+      queue.shift()
+      release(head.size)
+      fill()
+      yield bytes
+    }
+  } finally {
+    options.signal?.removeEventListener('abort', abort)
+    if (queue.length > 0) {
+      controller.abort(new Error('the consumer stopped reading'))
+      for (const started of queue.splice(0)) release(started.size)
+    }
+  }
+}
