@@ -47,7 +47,7 @@ interface FileState {
  * and, last, the narhash index entry: until that entry exists the NAR is not visible.
  * A malformed NAR fails with the reader's typed error and writes no index entry.
  */
-export async function ingestNar(cas: Cas, source: AsyncIterable<Uint8Array>, options: IngestOptions = {}): Promise<IngestResult> {
+export async function ingestNar(cas: Cas, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: IngestOptions = {}): Promise<IngestResult> {
   const sizes = options.chunkSizes ?? DEFAULT_CHUNK_SIZES
   const headThreshold = options.headThreshold ?? 16 * 1024
   const pool = new UploadPool(options.maxBytesInFlight ?? 64 * 1024 * 1024, options.maxUploads ?? 32, options.signal)

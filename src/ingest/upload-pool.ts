@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events'
+
 /**
  * Runs uploads concurrently with a bound on bytes and on requests in flight. `add` waits
  * for room, so a producer that awaits it is held back (back-pressure reaches the source
@@ -6,7 +8,7 @@
 export class UploadPool {
   private bytes = 0
   private count = 0
-  private failure: unknown
+  private failure: Error | undefined
   private readonly waiters: (() => void)[] = []
   private readonly controller = new AbortController()
   private readonly running = new Set<Promise<void>>()
@@ -17,6 +19,8 @@ export class UploadPool {
     outer?: AbortSignal,
   ) {
     outer?.addEventListener('abort', () => this.controller.abort(outer.reason), { once: true })
+    // One listener per upload in flight: up to maxCount of them, by design.
+    setMaxListeners(0, this.controller.signal)
   }
 
   get signal(): AbortSignal {
@@ -43,7 +47,7 @@ export class UploadPool {
     const run = task(this.controller.signal)
       .catch((error: unknown) => {
         if (this.failure === undefined) {
-          this.failure = error
+          this.failure = error instanceof Error ? error : new Error(String(error))
           this.controller.abort(error)
         }
       })

@@ -1,4 +1,9 @@
-/** One piece of the output: how many bytes fetching it holds, and how to fetch it. */
+import { setMaxListeners } from 'node:events'
+
+/**
+ * One piece of the output: how many bytes fetching it holds, and how to fetch it. A job of
+ * size 0 is bytes already in memory: no request, no room in the window.
+ */
 export interface FetchJob {
   readonly size: number
   fetch(signal: AbortSignal): Promise<Uint8Array>
@@ -21,11 +26,18 @@ export class PrefetchStats {
   inFlight = 0
   peakInFlight = 0
   fetched = 0
+  /**
+   * Round trips the consumer waited through, counting each request as one: a fetch
+   * started while the consumer was at round trip r is ready at r + 1. With C=1 this is the
+   * number of requests; a full window divides it by up to C. Independent of wall time.
+   */
+  roundTrips = 0
 }
 
 interface Started {
   size: number
   result: Promise<Uint8Array>
+  startedAt: number
 }
 
 /**
@@ -38,12 +50,15 @@ interface Started {
 export async function* prefetch(jobs: Iterable<FetchJob>, options: PrefetchOptions): AsyncGenerator<Uint8Array> {
   const stats = options.stats ?? new PrefetchStats()
   const controller = new AbortController()
+  // One listener per request in flight: up to C of them, by design.
+  setMaxListeners(0, controller.signal)
   const abort = (): void => controller.abort(options.signal?.reason)
   options.signal?.addEventListener('abort', abort, { once: true })
   const iterator = jobs[Symbol.iterator]()
   const queue: Started[] = []
   let reserved = 0
   let inFlight = 0
+  let clock = 0
   let next = iterator.next()
 
   const release = (size: number): void => {
@@ -54,19 +69,22 @@ export async function* prefetch(jobs: Iterable<FetchJob>, options: PrefetchOptio
     while (!next.done && inFlight < options.maxRequests && (reserved + next.value.size <= options.windowBytes || queue.length === 0)) {
       const job = next.value
       next = iterator.next()
-      reserved += job.size
-      stats.buffered += job.size
-      stats.peakBuffered = Math.max(stats.peakBuffered, stats.buffered)
-      inFlight++
-      stats.inFlight++
-      stats.peakInFlight = Math.max(stats.peakInFlight, stats.inFlight)
-      const result = job.fetch(controller.signal).finally(() => {
-        inFlight--
-        stats.inFlight--
-        stats.fetched++
-      })
-      result.catch(() => undefined) // surfaced in order below
-      queue.push({ size: job.size, result })
+      const started: Started = { size: job.size, result: job.fetch(controller.signal), startedAt: clock }
+      if (job.size > 0) {
+        reserved += job.size
+        stats.buffered += job.size
+        stats.peakBuffered = Math.max(stats.peakBuffered, stats.buffered)
+        inFlight++
+        stats.inFlight++
+        stats.peakInFlight = Math.max(stats.peakInFlight, stats.inFlight)
+        started.result = started.result.finally(() => {
+          inFlight--
+          stats.inFlight--
+          stats.fetched++
+        })
+      }
+      started.result.catch(() => undefined) // surfaced in order below
+      queue.push(started)
     }
   }
 
@@ -75,6 +93,10 @@ export async function* prefetch(jobs: Iterable<FetchJob>, options: PrefetchOptio
     while (queue.length > 0) {
       const head = queue[0] as Started
       const bytes = await head.result
+      if (head.size > 0 && head.startedAt + 1 > clock) {
+        stats.roundTrips += head.startedAt + 1 - clock
+        clock = head.startedAt + 1
+      }
       queue.shift()
       release(head.size)
       fill()

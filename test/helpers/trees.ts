@@ -21,6 +21,7 @@ async function file(path: string, contents: string | Uint8Array, mode = 0o644): 
  * Returns name → path.
  */
 export async function makeGoldenTrees(root: string): Promise<Record<string, string>> {
+  await mkdir(root, { recursive: true })
   const trees: Record<string, string> = {}
   const tree = async (name: string, build: (dir: string) => Promise<void>): Promise<void> => {
     const dir = join(root, name)
