@@ -54,14 +54,16 @@ export function cutPoint(data: Uint8Array, start: number, end: number, sizes: Ch
   const maskSmall = topBits(bits + 2)
   const maskLarge = topBits(bits - 2)
   let hash = 0
-  let index = sizes.min
-  for (; index < normal; index++) {
-    hash = ((hash << 1) + (GEAR[data[start + index] as number] as number)) | 0
-    if ((hash & maskSmall) === 0) return index + 1
+  let index = start + sizes.min
+  const normalEnd = start + normal
+  const limitEnd = start + limit
+  for (; index < normalEnd; index++) {
+    hash = ((hash << 1) + (GEAR[data[index] as number] as number)) | 0
+    if ((hash & maskSmall) === 0) return index + 1 - start
   }
-  for (; index < limit; index++) {
-    hash = ((hash << 1) + (GEAR[data[start + index] as number] as number)) | 0
-    if ((hash & maskLarge) === 0) return index + 1
+  for (; index < limitEnd; index++) {
+    hash = ((hash << 1) + (GEAR[data[index] as number] as number)) | 0
+    if ((hash & maskLarge) === 0) return index + 1 - start
   }
   return limit
 }

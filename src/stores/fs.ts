@@ -43,6 +43,8 @@ export class FsStore implements ObjectStore {
   readonly root: string
   private readonly fsync: boolean
   private preparing: Promise<void> | undefined
+  /** Directories known to exist: most puts land in an existing shard, so skip the mkdir. */
+  private readonly madeDirectories = new Set<string>()
 
   constructor(
     readonly name: string,
@@ -163,8 +165,17 @@ export class FsStore implements ObjectStore {
       } finally {
         await handle.close()
       }
-      await mkdir(dirname(path), { recursive: true })
-      await rename(temp, path)
+      const directory = dirname(path)
+      if (!this.madeDirectories.has(directory)) {
+        await mkdir(directory, { recursive: true })
+        this.madeDirectories.add(directory)
+      }
+      await rename(temp, path).catch(async (error: unknown) => {
+        // The directory went away under us (deleted by hand, or by GC): make it again.
+        if (errnoOf(error) !== 'ENOENT') throw error
+        await mkdir(directory, { recursive: true })
+        await rename(temp, path)
+      })
     } catch (error) {
       await rm(temp, { force: true })
       this.fail('put', key, error)

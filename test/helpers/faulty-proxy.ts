@@ -13,6 +13,8 @@ export interface Faults {
   stall?: number
   /** Every request answered 503: the server is down. */
   down?: boolean
+  /** Milliseconds added before each request is forwarded (a far-away server). */
+  latency?: number
   /** Methods the faults apply to (default: all). */
   methods?: string[]
 }
@@ -63,7 +65,12 @@ export async function startFaultyProxy(
       return
     }
     if (chosen === 'stall') return // held until the proxy closes
-    const forward = request(
+    if (proxy.faults.latency) setTimeout(() => forward(req, res, chosen), proxy.faults.latency)
+    else forward(req, res, chosen)
+  }
+
+  const forward = (req: IncomingMessage, res: ServerResponse, chosen: string): void => {
+    const upstreamRequest = request(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers)
@@ -85,8 +92,8 @@ export async function startFaultyProxy(
         pipeline(answer, res).catch(() => undefined)
       },
     )
-    forward.on('error', () => res.destroy())
-    pipeline(req, forward).catch(() => undefined)
+    upstreamRequest.on('error', () => res.destroy())
+    pipeline(req, upstreamRequest).catch(() => undefined)
   }
 
   const server = createServer(handle)
