@@ -6,7 +6,8 @@ import { Readable } from 'node:stream'
 import { Command } from 'commander'
 import { dirname } from 'node:path'
 import { pino } from 'pino'
-import { readConfigFile, storeConfigOf } from './config.ts'
+import { DEFAULT_CONFIG_FILE, readConfigFile, resolveServerConfig, storeConfigOf, type ServeFlags } from './config.ts'
+import { startServer } from './server.ts'
 import { dumpPath } from './fs/dump-path.ts'
 import { composeStores, type StoreStack } from './stores/compose.ts'
 import { readNar } from './nix/nar-reader.ts'
@@ -17,7 +18,7 @@ import { formatPublicKey, formatSecretKey, generateSecretKey } from './nix/signi
 async function loadStores(options: { config?: string; store?: string }): Promise<StoreStack> {
   const logger = pino({ level: 'warn' }, pino.destination(2))
   if (options.store !== undefined) return composeStores({ stores: {}, root: options.store }, { logger })
-  const file = options.config ?? new URL('../../config/default.yaml', import.meta.url).pathname
+  const file = options.config ?? DEFAULT_CONFIG_FILE
   return composeStores(storeConfigOf(await readConfigFile(file), file), { logger, baseDir: dirname(file) })
 }
 
@@ -25,6 +26,19 @@ const program = new Command()
   .name('nixcas')
   .description('An HTTP Nix binary cache backed by chunked, content-addressed storage')
   .showHelpAfterError()
+
+program
+  .command('serve')
+  .description('serve a binary cache over HTTP (default: 127.0.0.1:5000, an fs store under ./data)')
+  .option('--listen <host:port>', 'where to listen [env NIXCAS_LISTEN]')
+  .option('--store <url>', 'a store URL: file://…, s3://…, gs://…, memory:// [env NIXCAS_STORE]')
+  .option('--config <file>', 'YAML or JSON configuration [env NIXCAS_CONFIG]')
+  .option('--signing-key <file>', 'Nix secret key file to sign narinfos with; repeatable [env NIXCAS_SIGNING_KEYS, comma-separated]', (file: string, files: string[] = []) => [...files, file])
+  .option('--priority <n>', 'Priority in nix-cache-info [env NIXCAS_PRIORITY]')
+  .action(async (flags: ServeFlags) => {
+    if (flags.store !== undefined && flags.config !== undefined) throw new Error('give --store or --config, not both')
+    await startServer(await resolveServerConfig(flags))
+  })
 
 program
   .command('keygen')

@@ -30,6 +30,8 @@ export interface ComposeOptions {
   baseDir?: string
   /** Wraps every built instance (metrics); must keep its name. */
   instrument?: (store: ObjectStore) => ObjectStore
+  /** Told of every retry a retry instance makes. */
+  onRetry?: (store: string, operation: string) => void
 }
 
 type OptionValue = string | number | boolean | undefined
@@ -178,6 +180,7 @@ export function composeStores(config: StoreConfig, options: ComposeOptions): Sto
         stores: members,
         logger: options.logger.child({ store: name }),
         baseDir,
+        onRetry: (operation) => options.onRetry?.(name, operation),
       })
     } catch (error) {
       if (error instanceof NixcasError && error.code === 'BAD_CONFIG') throw error

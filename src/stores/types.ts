@@ -27,6 +27,7 @@ export interface BuildContext {
   stores(field: string): ObjectStore[]
   logger: Logger
   baseDir: string
+  onRetry: (operation: string) => void
 }
 
 export interface StoreType {
@@ -106,6 +107,7 @@ export const storeTypes: Record<string, StoreType> = {
         attempts: num(context, 'attempts'),
         baseDelay: num(context, 'baseDelay'),
         maxDelay: num(context, 'maxDelay'),
+        onRetry: context.onRetry,
       }),
   },
   cache: {

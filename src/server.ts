@@ -1,0 +1,119 @@
+import { readFile } from 'node:fs/promises'
+import { pino, type Logger } from 'pino'
+import type { FastifyInstance } from 'fastify'
+import { buildApp, type AppOptions } from './app.ts'
+import type { ServerConfig } from './config.ts'
+import { NixcasError } from './errors.ts'
+import { AccessPolicy } from './http/auth.ts'
+import { Metrics } from './metrics.ts'
+import { parsePublicKey, parseSecretKey, type SecretKey } from './nix/signing.ts'
+import { PrefetchStats } from './render/prefetcher.ts'
+import { BinaryCache } from './services/binary-cache.ts'
+import { Cas } from './services/cas.ts'
+import { composeStores } from './stores/compose.ts'
+import { InstrumentedStore } from './stores/instrumented.ts'
+
+async function readSigningKey(file: string): Promise<SecretKey> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (cause) {
+    throw new NixcasError('BAD_CONFIG', `signing key ${file}: ${(cause as Error).message}`, { cause })
+  }
+  try {
+    return parseSecretKey(text)
+  } catch (cause) {
+    throw new NixcasError('BAD_CONFIG', `signing key ${file}: ${(cause as Error).message}`, { cause })
+  }
+}
+
+/** Everything the app needs, built from configuration: stores, keys, services. */
+export async function appOptionsFrom(config: ServerConfig, logger: Logger): Promise<AppOptions> {
+  const metrics = new Metrics()
+  const signingKeys = await Promise.all(config.signingKeyFiles.map(readSigningKey))
+  const trustedUploadKeys = config.trustedUploadKeys.map((text, index) => {
+    try {
+      return parsePublicKey(text)
+    } catch (cause) {
+      throw new NixcasError('BAD_CONFIG', `configuration field "trustedUploadKeys[${index}]": ${(cause as Error).message}`, { cause })
+    }
+  })
+  if (config.requireUploadSignature && trustedUploadKeys.length === 0) {
+    throw new NixcasError('BAD_CONFIG', 'configuration field "requireUploadSignature": needs at least one key in "trustedUploadKeys"')
+  }
+  const stack = composeStores(config.stores, {
+    logger,
+    baseDir: config.baseDir,
+    instrument: (store) => new InstrumentedStore(store, metrics.storeRequests, metrics.storeErrors),
+    onRetry: (store, operation) => metrics.storeRetries.inc({ store, operation }),
+  })
+  const prefetchStats = new PrefetchStats()
+  metrics.gauge('nixcas_prefetch_buffered_bytes', 'Bytes held by NAR prefetch windows (in flight or waiting)', () => [[{}, prefetchStats.buffered]])
+  metrics.gauge('nixcas_prefetch_requests_in_flight', 'Chunk requests in flight for NAR responses', () => [[{}, prefetchStats.inFlight]])
+  const cache = new BinaryCache(new Cas(stack.root), {
+    storeDir: config.storeDir,
+    priority: config.priority,
+    signingKeys,
+    trustedUploadKeys,
+    requireUploadSignature: config.requireUploadSignature,
+    narinfoCacheEntries: config.narinfoCacheEntries,
+    ingest: {
+      maxNarSize: config.maxNarSize,
+      maxBytesInFlight: config.uploadBytesInFlight,
+      onBytes: (count) => metrics.ingestBytes.inc({}, count),
+    },
+  })
+  const access = new AccessPolicy(
+    { tokens: config.auth.writeTokens, users: config.auth.writeUsers },
+    { tokens: config.auth.readTokens, users: config.auth.readUsers },
+    config.host,
+  )
+  return {
+    cache,
+    stack,
+    metrics,
+    prefetchStats,
+    access,
+    settings: {
+      narinfoMaxAge: config.narinfoMaxAge,
+      notFoundMaxAge: config.notFoundMaxAge,
+      windowBytes: config.windowBytes,
+      maxRequests: config.maxRequests,
+      compressNars: config.compressNars,
+    },
+    pressure: config.pressure,
+  }
+}
+
+/** Listens, logs what it serves, and shuts down gracefully on SIGINT and SIGTERM. */
+export async function startServer(config: ServerConfig, logger: Logger = pino({ level: config.logLevel })): Promise<FastifyInstance> {
+  const options = await appOptionsFrom(config, logger)
+  const app = await buildApp(options, { loggerInstance: logger })
+  logger.info({ stores: options.stack.describe() }, `store composition, root "${options.stack.root.name}"`)
+  for (const key of options.cache.signingKeyNames) logger.info({ key }, 'signing narinfos')
+  if (options.access.writesClosed) logger.warn(`writes are refused: ${config.host} is not loopback-only and no write credentials are configured`)
+  else if (options.access.anonymousWrites) logger.warn('anonymous writes are allowed: the server listens on loopback only and no write credentials are configured')
+
+  let closing = false
+  const shutdown = (signal: string): void => {
+    if (closing) return
+    closing = true
+    logger.info({ signal }, 'shutting down: finishing requests in flight')
+    const force = setTimeout(() => {
+      logger.error('requests still running after the shutdown timeout; exiting')
+      process.exit(1)
+    }, config.shutdownTimeout)
+    force.unref()
+    app.close().then(
+      () => logger.info('stopped'),
+      (error: unknown) => {
+        logger.error({ err: error }, 'error while stopping')
+        process.exitCode = 1
+      },
+    )
+  }
+  process.once('SIGINT', shutdown)
+  process.once('SIGTERM', shutdown)
+  await app.listen({ host: config.host, port: config.port })
+  return app
+}

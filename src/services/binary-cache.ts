@@ -1,0 +1,170 @@
+import { LRUCache } from 'lru-cache'
+import { NixcasError } from '../errors.ts'
+import { narSizeOf } from '../castore/node.ts'
+import type { PathInfo } from '../castore/path-info.ts'
+import { ingestNar, type IngestOptions, type IngestResult } from '../ingest/ingest.ts'
+import { decompress, parseNarFileName } from '../ingest/decompress.ts'
+import { renderCacheInfo } from '../nix/cache-info.ts'
+import { formatNixHash, hashesEqual, type NixHash } from '../nix/hash.ts'
+import { parseNarInfo, renderNarInfo, type NarInfo } from '../nix/narinfo.ts'
+import { signNarInfo, validNarInfoSignatures } from '../nix/narinfo-signing.ts'
+import { decodeNixbase32, encodeNixbase32 } from '../nix/nixbase32.ts'
+import type { PublicKey, SecretKey } from '../nix/signing.ts'
+import { isStorePathHash, parseStorePath } from '../nix/store-path.ts'
+import { loadClosure } from '../render/closure.ts'
+import { layoutNar, type Layout } from '../render/layout.ts'
+import { listing } from '../render/listing.ts'
+import { Cas } from './cas.ts'
+
+export interface BinaryCacheOptions {
+  storeDir: string
+  priority: number
+  signingKeys: readonly SecretKey[]
+  trustedUploadKeys: readonly PublicKey[]
+  requireUploadSignature: boolean
+  ingest: IngestOptions
+  narinfoCacheEntries: number
+}
+
+/** A NAR the cache can serve: its tree laid out, its hash and size known. */
+export interface ServableNar {
+  narHash: NixHash
+  layout: Layout
+}
+
+const UPLOAD_PREFIX = 'uploads'
+
+/**
+ * The binary cache on top of the castore: narinfos (rendered, signed, cached), NAR
+ * uploads and NAR lookups. Routes stay thin; the rules live here.
+ */
+export class BinaryCache {
+  /** Rendered narinfo text by store path hash; short-lived so replicas converge. */
+  private readonly narinfos: LRUCache<string, string>
+
+  constructor(
+    readonly cas: Cas,
+    private readonly options: BinaryCacheOptions,
+  ) {
+    this.narinfos = new LRUCache<string, string>({ max: Math.max(1, options.narinfoCacheEntries), ttl: 60_000 })
+  }
+
+  get signingKeyNames(): string[] {
+    return this.options.signingKeys.map((key) => key.name)
+  }
+
+  get storeDir(): string {
+    return this.options.storeDir
+  }
+
+  cacheInfo(): string {
+    return renderCacheInfo({ storeDir: this.options.storeDir, wantMassQuery: true, priority: this.options.priority })
+  }
+
+  private toNarInfo(info: PathInfo): NarInfo {
+    const narinfo: NarInfo = {
+      storePath: info.storePath,
+      url: `nar/${encodeNixbase32(info.narHash.digest)}.nar`,
+      compression: 'none',
+      narHash: info.narHash,
+      narSize: info.narSize,
+      references: info.references,
+      signatures: info.signatures,
+    }
+    if (info.deriver !== undefined) narinfo.deriver = info.deriver
+    if (info.system !== undefined) narinfo.system = info.system
+    if (info.ca !== undefined) narinfo.ca = info.ca
+    return narinfo
+  }
+
+  /**
+   * The narinfo of a store path hash, or undefined. Our signature is made at upload; a path
+   * stored before a key was configured is signed here once, then served from the LRU.
+   */
+  async narInfo(hash: string): Promise<string | undefined> {
+    if (!isStorePathHash(hash)) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(hash)} is not a store path hash (32 nixbase32 characters)`)
+    const cached = this.narinfos.get(hash)
+    if (cached !== undefined) return cached
+    const info = await this.cas.getPathInfo(hash)
+    if (info === undefined) return undefined
+    let narinfo = this.toNarInfo(info)
+    const unsigned = this.options.signingKeys.filter((key) => !narinfo.signatures.some((signature) => signature.startsWith(`${key.name}:`)))
+    if (unsigned.length > 0) narinfo = signNarInfo(narinfo, unsigned, this.options.storeDir)
+    const text = renderNarInfo(narinfo)
+    this.narinfos.set(hash, text)
+    return text
+  }
+
+  /** Checks an uploaded narinfo against what was ingested, then records the path. */
+  async putNarInfo(hash: string, text: string): Promise<void> {
+    if (!isStorePathHash(hash)) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(hash)} is not a store path hash (32 nixbase32 characters)`)
+    const narinfo = parseNarInfo(text, this.options.storeDir)
+    const path = parseStorePath(narinfo.storePath, this.options.storeDir)
+    if (path.hash !== hash) throw new NixcasError('BAD_NARINFO', `StorePath ${narinfo.storePath} does not belong at ${hash}.narinfo`)
+    const entry = await this.cas.getNarIndex(narinfo.narHash)
+    if (entry === undefined) throw new NixcasError('BAD_NARINFO', `no NAR with NarHash ${formatNixHash(narinfo.narHash)} was uploaded`)
+    if (entry.narSize !== narinfo.narSize) throw new NixcasError('BAD_NARINFO', `NarSize ${narinfo.narSize} differs from the uploaded NAR's ${entry.narSize} bytes`)
+    if (this.options.requireUploadSignature && validNarInfoSignatures(narinfo, this.options.trustedUploadKeys, this.options.storeDir).length === 0) {
+      throw new NixcasError('FORBIDDEN', 'the narinfo carries no valid signature from a trusted key')
+    }
+    const signed = signNarInfo(narinfo, this.options.signingKeys, this.options.storeDir)
+    const info: PathInfo = {
+      storePath: narinfo.storePath,
+      narHash: narinfo.narHash,
+      narSize: narinfo.narSize,
+      references: [...narinfo.references].sort(),
+      signatures: signed.signatures,
+      root: entry.root,
+    }
+    if (narinfo.deriver !== undefined) info.deriver = narinfo.deriver
+    if (narinfo.system !== undefined) info.system = narinfo.system
+    if (narinfo.ca !== undefined) info.ca = narinfo.ca
+    await this.cas.putPathInfo(hash, info)
+    this.narinfos.delete(hash)
+  }
+
+  /** The NAR whose sha256 is `narHashBase32`, laid out and ready to render; undefined if unknown. */
+  async nar(narHashBase32: string, signal?: AbortSignal): Promise<ServableNar | undefined> {
+    if (!/^[0-9a-df-np-sv-z]{52}$/.test(narHashBase32)) return undefined
+    const narHash: NixHash = { algorithm: 'sha256', digest: decodeNixbase32(narHashBase32, 32) }
+    const entry = await this.cas.getNarIndex(narHash)
+    if (entry === undefined) return undefined
+    const layout = layoutNar(entry.root, await loadClosure(this.cas, entry.root, signal))
+    if (layout.size !== narSizeOf(entry.root)) throw new NixcasError('CORRUPT_OBJECT', `NAR ${narHashBase32} does not lay out to its recorded size`)
+    return { narHash, layout }
+  }
+
+  /** The `.ls` listing of a store path, or undefined. */
+  async listing(hash: string): Promise<ReturnType<typeof listing> | undefined> {
+    if (!isStorePathHash(hash)) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(hash)} is not a store path hash (32 nixbase32 characters)`)
+    const info = await this.cas.getPathInfo(hash)
+    return info && listing(info.root, await loadClosure(this.cas, info.root))
+  }
+
+  private uploadKey(name: string): string {
+    const parsed = parseNarFileName(name)
+    if (!parsed) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(name)} is not <name>.nar[.xz|.zst|.bz2]`)
+    return `${UPLOAD_PREFIX}/${parsed.stem.slice(0, 2)}/${name}`
+  }
+
+  /** Whether a NAR was uploaded under this file name (Nix HEADs before it PUTs). */
+  async hasUpload(name: string): Promise<boolean> {
+    const parsed = parseNarFileName(name)
+    if (!parsed) return false
+    if (parsed.compression === 'none' && (await this.nar(parsed.stem)) !== undefined) return true
+    return (await this.cas.store.head(this.uploadKey(name))) !== undefined
+  }
+
+  /** Ingests an uploaded NAR, decompressing it as its name says. */
+  async putNar(name: string, body: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<IngestResult> {
+    const parsed = parseNarFileName(name)
+    if (!parsed) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(name)} is not <name>.nar[.xz|.zst|.bz2]`)
+    const result = await ingestNar(this.cas, decompress(body, parsed.compression), { ...this.options.ingest, signal })
+    // A plain `.nar` named by its NAR hash must be that NAR.
+    if (parsed.compression === 'none' && /^[0-9a-df-np-sv-z]{52}$/.test(parsed.stem) && !hashesEqual(result.narHash, { algorithm: 'sha256', digest: decodeNixbase32(parsed.stem, 32) })) {
+      throw new NixcasError('BAD_REQUEST', `the uploaded NAR's hash ${encodeNixbase32(result.narHash.digest)} does not match its name`)
+    }
+    await this.cas.store.put(this.uploadKey(name), Buffer.from(encodeNixbase32(result.narHash.digest)))
+    return result
+  }
+}
