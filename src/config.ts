@@ -104,6 +104,12 @@ function size(field: string, value: unknown, min = 0): number {
   return integer(field, value, min)
 }
 
+function text(field: string, value: unknown): string {
+  if (typeof value === 'string' && value.length > 0) return value
+  if (typeof value === 'number') return String(value)
+  throw bad(field, `expected a string, got ${JSON.stringify(value)}`)
+}
+
 function boolean(field: string, value: unknown): boolean {
   if (typeof value === 'boolean') return value
   if (value === 'true' || value === '1') return true
@@ -159,10 +165,10 @@ export async function resolveServerConfig(flags: ServeFlags, env: NodeJS.Process
   const pick = (field: string, envName: string): unknown => env[envName] ?? document[field]
   const auth = (document.auth ?? {}) as Record<string, unknown>
   const pressure = (document.pressure ?? {}) as Record<string, unknown>
-  const storeDir = String(document.storeDir ?? '/nix/store')
+  const storeDir = text('storeDir', document.storeDir ?? '/nix/store')
   if (!storeDir.startsWith('/')) throw bad('storeDir', 'must be an absolute path')
 
-  const listen = parseListen(String(flags.listen ?? pick('listen', 'NIXCAS_LISTEN') ?? '127.0.0.1:5000'))
+  const listen = parseListen(text('listen', flags.listen ?? pick('listen', 'NIXCAS_LISTEN') ?? '127.0.0.1:5000'))
   const maxNarSize = pick('maxNarSize', 'NIXCAS_MAX_NAR_SIZE')
   return {
     ...listen,
@@ -194,6 +200,6 @@ export async function resolveServerConfig(flags: ServeFlags, env: NodeJS.Process
       retryAfter: integer('pressure.retryAfter', pressure.retryAfter ?? 10, 1),
     },
     shutdownTimeout: integer('shutdownTimeout', pick('shutdownTimeout', 'NIXCAS_SHUTDOWN_TIMEOUT') ?? 10_000),
-    logLevel: String(pick('logLevel', 'NIXCAS_LOG_LEVEL') ?? 'info'),
+    logLevel: text('logLevel', pick('logLevel', 'NIXCAS_LOG_LEVEL') ?? 'info'),
   }
 }

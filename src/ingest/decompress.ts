@@ -18,7 +18,6 @@ export function parseNarFileName(name: string): { stem: string; compression: Nar
 }
 
 function zstdTransform(): Transform {
-  let decoder: ZstdDecompress
   const transform = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       try {
@@ -37,7 +36,8 @@ function zstdTransform(): Transform {
       }
     },
   })
-  decoder = new ZstdDecompress((bytes) => transform.push(bytes))
+  // Called only once data flows, after this line has run.
+  const decoder = new ZstdDecompress((bytes) => transform.push(bytes))
   return transform
 }
 
@@ -63,10 +63,10 @@ export async function* decompress(source: AsyncIterable<Uint8Array>, compression
     yield* source
     return
   }
-  const decoded =
+  const decoded: Readable =
     compression === 'bzip2'
       ? bunzip2(source)
-      : Readable.from(source).compose(compression === 'xz' ? lzma.createDecompressor() : zstdTransform())
+      : (Readable.from(source).compose(compression === 'xz' ? (lzma.createDecompressor() as Transform) : zstdTransform()) as Readable)
   try {
     for await (const chunk of decoded as AsyncIterable<Uint8Array>) yield chunk
   } catch (cause) {

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { AccessPolicy } from '../http/auth.ts'
+import type { AccessPolicy } from '../http/auth.ts'
 import type { Metrics } from '../metrics.ts'
 import type { PrefetchStats } from '../render/prefetcher.ts'
 import type { BinaryCache } from '../services/binary-cache.ts'

@@ -14,7 +14,7 @@ import { isStorePathHash, parseStorePath } from '../nix/store-path.ts'
 import { loadClosure } from '../render/closure.ts'
 import { layoutNar, type Layout } from '../render/layout.ts'
 import { listing } from '../render/listing.ts'
-import { Cas } from './cas.ts'
+import type { Cas } from './cas.ts'
 
 export interface BinaryCacheOptions {
   storeDir: string
