@@ -1,4 +1,3 @@
-import { once } from 'node:events'
 import { Readable, Transform } from 'node:stream'
 import lzma from 'lzma-native'
 import { Decompress as ZstdDecompress } from 'fzstd'
@@ -41,17 +40,28 @@ function zstdTransform(): Transform {
   return transform
 }
 
-/** unbzip2-stream is an old-style through stream; feed it by hand and read it through wrap(). */
-function bunzip2(source: AsyncIterable<Uint8Array>): Readable {
+/**
+ * unbzip2-stream is an old-style through stream that decodes synchronously inside
+ * write(): feed it one chunk at a time and hand on what each chunk produced.
+ */
+async function* bunzip2(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   const decoder = unbzip2()
-  const output = new Readable().wrap(decoder)
-  const feed = async (): Promise<void> => {
-    for await (const chunk of source) if (!decoder.write(Buffer.from(chunk))) await once(decoder, 'drain')
-    decoder.end()
+  const output: Buffer[] = []
+  let ended = false
+  let failure: Error | undefined
+  let wake: (() => void) | undefined
+  decoder.on('data', (chunk: Buffer) => output.push(chunk))
+  decoder.on('end', () => ((ended = true), wake?.()))
+  decoder.on('error', (error: Error) => ((failure = error), wake?.()))
+  for await (const chunk of source) {
+    decoder.write(Buffer.from(chunk))
+    if (failure) throw failure
+    yield* output.splice(0)
   }
-  feed().catch((error: unknown) => output.destroy(error as Error))
-  decoder.on('error', (error: Error) => output.destroy(error))
-  return output
+  decoder.end()
+  while (!ended && failure === undefined) await new Promise<void>((resolve) => (wake = resolve))
+  if (failure) throw failure
+  yield* output.splice(0)
 }
 
 /**
@@ -63,12 +73,12 @@ export async function* decompress(source: AsyncIterable<Uint8Array>, compression
     yield* source
     return
   }
-  const decoded: Readable =
+  const decoded: AsyncIterable<Uint8Array> =
     compression === 'bzip2'
       ? bunzip2(source)
       : (Readable.from(source).compose(compression === 'xz' ? (lzma.createDecompressor() as Transform) : zstdTransform()) as Readable)
   try {
-    for await (const chunk of decoded as AsyncIterable<Uint8Array>) yield chunk
+    for await (const chunk of decoded) yield chunk
   } catch (cause) {
     if (cause instanceof NixcasError) throw cause
     throw new NixcasError('BAD_REQUEST', `the upload is not valid ${compression} data: ${(cause as Error).message}`, { cause })

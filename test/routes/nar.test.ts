@@ -1,0 +1,132 @@
+import { execFileSync, spawnSync } from 'node:child_process'
+import { gunzipSync } from 'node:zlib'
+import t from 'tap'
+import lzma from 'lzma-native'
+import { build } from '../helpers/app.ts'
+import { narOf, type SampleNar } from '../helpers/nar-samples.ts'
+import { makeGoldenTrees, tempDir } from '../helpers/trees.ts'
+
+async function sample(t: Parameters<typeof build>[0]): Promise<SampleNar> {
+  const trees = await makeGoldenTrees(await tempDir(t))
+  return narOf(trees.mixed as string)
+}
+
+const hasZstd = spawnSync('zstd', ['--version']).status === 0
+
+t.test('upload in every compression, then serve', async (t) => {
+  const app = await build(t)
+  const nar = await sample(t)
+  const encodings: [string, () => Promise<Buffer>][] = [
+    ['nar', async () => nar.bytes],
+    ['nar.xz', () => new Promise<Buffer>((resolve) => lzma.compress(nar.bytes, 6, resolve))],
+    ['nar.bz2', async () => execFileSync('bzip2', ['-c'], { input: nar.bytes })],
+  ]
+  if (hasZstd) encodings.push(['nar.zst', async () => execFileSync('zstd', ['-c', '-q'], { input: nar.bytes })])
+  else t.comment('zstd is not installed: the .nar.zst upload is covered by the end-to-end test instead')
+  for (const [suffix, encode] of encodings) {
+    const name = `nar/upload${suffix.replace(/\W/g, '')}.${suffix}`
+    t.equal((await app.inject({ method: 'HEAD', url: `/${name}` })).statusCode, 404, `${suffix}: HEAD before upload`)
+    const body = await encode()
+    const put = await app.inject({ method: 'PUT', url: `/${name}`, payload: body, headers: { 'content-type': 'application/x-nix-nar' } })
+    t.equal(put.statusCode, 201, `${suffix}: accepted`)
+    t.equal(put.json<{ narSize: number }>().narSize, nar.bytes.length)
+    t.equal((await app.inject({ method: 'HEAD', url: `/${name}` })).statusCode, 200, `${suffix}: HEAD after upload`)
+  }
+
+  const url = `/nar/${nar.hash}.nar`
+  const get = await app.inject({ method: 'GET', url })
+  t.equal(get.statusCode, 200)
+  t.ok(get.rawPayload.equals(nar.bytes), 'the NAR comes back byte for byte')
+  t.equal(get.headers['content-length'], String(nar.bytes.length))
+  t.equal(get.headers['accept-ranges'], 'bytes')
+  t.equal(get.headers['content-type'], 'application/x-nix-nar')
+  t.equal(get.headers['cache-control'], 'public, max-age=31536000, immutable')
+  t.equal(get.headers.etag, `"${nar.hash}"`)
+  t.notOk(get.headers['content-encoding'])
+
+  const head = await app.inject({ method: 'HEAD', url })
+  t.equal(head.statusCode, 200)
+  t.equal(head.headers['content-length'], String(nar.bytes.length), 'HEAD says the exact size')
+  t.equal(head.rawPayload.length, 0)
+  t.equal((await app.inject({ method: 'HEAD', url: `/nar/${nar.hash}.nar.xz` })).statusCode, 404, 'only names that were uploaded exist')
+
+  t.equal((await app.inject({ url, headers: { 'if-none-match': `"${nar.hash}"` } })).statusCode, 304)
+})
+
+t.test('ranges', async (t) => {
+  const app = await build(t)
+  const nar = await sample(t)
+  await app.inject({ method: 'PUT', url: '/nar/x.nar', payload: nar.bytes })
+  const url = `/nar/${nar.hash}.nar`
+  const size = nar.bytes.length
+  // [Range header, status, first byte, end (exclusive)] of the answer.
+  const cases: [string, number, number, number][] = [
+    ['bytes=0-0', 206, 0, 1],
+    ['bytes=0-99', 206, 0, 100],
+    [`bytes=${size - 1}-`, 206, size - 1, size],
+    ['bytes=-10', 206, size - 10, size],
+    [`bytes=-${size + 10}`, 206, 0, size],
+    [`bytes=100-${size + 1000}`, 206, 100, size],
+    [`bytes=${size}-`, 416, 0, 0],
+    [`bytes=${size + 5}-${size + 9}`, 416, 0, 0],
+    ['bytes=-0', 416, 0, 0],
+    ['bytes=5-2', 200, 0, size],
+    ['bytes=0-1,5-6', 200, 0, size],
+    ['items=0-5', 200, 0, size],
+  ]
+  for (const [range, status, start, end] of cases) {
+    const response = await app.inject({ url, headers: { range } })
+    t.equal(response.statusCode, status, `${range}: ${status}`)
+    if (status === 416) {
+      t.equal(response.headers['content-range'], `bytes */${size}`)
+      continue
+    }
+    t.ok(response.rawPayload.equals(nar.bytes.subarray(start, end)), `${range}: the right bytes`)
+    t.equal(response.headers['content-length'], String(end - start))
+    if (status === 206) t.equal(response.headers['content-range'], `bytes ${start}-${end - 1}/${size}`)
+  }
+  const stale = await app.inject({ url, headers: { range: 'bytes=0-9', 'if-range': '"something-else"' } })
+  t.equal(stale.statusCode, 200, 'If-Range that does not match: the whole NAR')
+  const fresh = await app.inject({ url, headers: { range: 'bytes=0-9', 'if-range': `"${nar.hash}"` } })
+  t.equal(fresh.statusCode, 206)
+})
+
+t.test('compression only where resume cannot break', async (t) => {
+  const app = await build(t)
+  const nar = await sample(t)
+  await app.inject({ method: 'PUT', url: '/nar/x.nar', payload: nar.bytes })
+  const url = `/nar/${nar.hash}.nar`
+  const whole = await app.inject({ url, headers: { 'accept-encoding': 'gzip' } })
+  t.equal(whole.headers['content-encoding'], 'gzip')
+  t.notOk(whole.headers['content-length'])
+  t.ok(gunzipSync(whole.rawPayload).equals(nar.bytes))
+  const ranged = await app.inject({ url, headers: { 'accept-encoding': 'gzip', range: 'bytes=0-99' } })
+  t.notOk(ranged.headers['content-encoding'], 'a ranged response is never encoded')
+  t.equal(ranged.statusCode, 206)
+  const off = await build(t, { compressNars: false })
+  await off.inject({ method: 'PUT', url: '/nar/x.nar', payload: nar.bytes })
+  t.notOk((await off.inject({ url, headers: { 'accept-encoding': 'gzip' } })).headers['content-encoding'], 'compressNars: false')
+})
+
+t.test('malformed uploads are refused and nothing becomes visible', async (t) => {
+  const app = await build(t, { maxNarSize: 10_000 })
+  const nar = await sample(t)
+  const broken: [string, string, Buffer, number][] = [
+    ['garbage', 'nar/a.nar', Buffer.from('this is not a NAR at all, not even close'), 400],
+    ['truncated', 'nar/b.nar', nar.bytes.subarray(0, nar.bytes.length - 50), 400],
+    ['trailing bytes', 'nar/c.nar', Buffer.concat([nar.bytes, Buffer.alloc(16)]), 400],
+    ['not xz', 'nar/d.nar.xz', nar.bytes, 400],
+    ['not bzip2', 'nar/e.nar.bz2', nar.bytes, 400],
+    ['too large', 'nar/f.nar', Buffer.concat([nar.bytes, Buffer.alloc(20_000)]), 413],
+    ['bad name', 'nar/../../etc.nar', nar.bytes, 404],
+    ['bad suffix', 'nar/g.tar', nar.bytes, 400],
+  ]
+  for (const [label, name, payload, status] of broken) {
+    const response = await app.inject({ method: 'PUT', url: `/${name}`, payload })
+    t.equal(response.statusCode, status, `${label}: ${status} ${response.body.trim()}`)
+    t.ok(response.body.length > 0, `${label}: says why`)
+  }
+  t.equal((await app.inject({ url: `/nar/${nar.hash}.nar` })).statusCode, 404, 'the NAR whose upload failed is not served')
+  t.equal((await app.inject({ method: 'HEAD', url: '/nar/b.nar' })).statusCode, 404, 'nor reported as uploaded')
+  t.equal((await app.inject({ url: '/nar/nonsense' })).statusCode, 404)
+})
