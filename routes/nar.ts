@@ -100,7 +100,14 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
   })
 
   fastify.put<{ Params: { file: string } }>('/nar/:file', { preHandler: requireWrite }, async (request, reply) => {
-    const result = await fastify.cache.putNar(request.params.file, request.raw, clientGone(request, reply))
+    let result
+    try {
+      result = await fastify.cache.putNar(request.params.file, request.raw, clientGone(request, reply))
+    } catch (error) {
+      fastify.metrics.ingestedNars.inc({ outcome: 'refused' })
+      throw error
+    }
+    fastify.metrics.ingestedNars.inc({ outcome: 'ok' })
     return reply.code(201).header('cache-control', 'no-store').send({ narHash: formatNixHash(result.narHash), narSize: result.narSize })
   })
 }

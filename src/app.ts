@@ -49,13 +49,14 @@ export async function nixcasApp(fastify: FastifyInstance, options: AppOptions): 
   })
 
   fastify.setErrorHandler(async (error: FastifyError | NixcasError, request, reply) => {
-    const status = error instanceof NixcasError ? error.status : error.statusCode && error.statusCode < 500 ? error.statusCode : 500
+    const status = error instanceof NixcasError ? error.status : (error.statusCode ?? 500)
     if (status >= 500) request.log.error({ err: error }, 'request failed')
     else request.log.debug({ err: error }, 'request refused')
     if (reply.sent || reply.raw.headersSent) return
     reply.code(status).header('cache-control', 'no-store').type('text/plain; charset=utf-8')
-    if (status === 503) reply.header('retry-after', '5')
-    return reply.send(`${status >= 500 && !(error instanceof NixcasError) ? 'internal error' : error.message}\n`)
+    if (status === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', '5')
+    const exposed = error instanceof NixcasError || error.statusCode !== undefined
+    return reply.send(`${exposed ? error.message : 'internal error'}\n`)
   })
   fastify.setNotFoundHandler(async (_request, reply) => {
     return reply.code(404).header('cache-control', `public, max-age=${fastify.settings.notFoundMaxAge}`).type('text/plain').send('not found\n')
