@@ -1,0 +1,123 @@
+import { execFile } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import type { FastifyInstance } from 'fastify'
+import t, { type Test } from 'tap'
+import { buildApp } from '../../src/app.ts'
+import type { ServerConfig } from '../../src/config.ts'
+import { appOptionsFrom } from '../../src/server.ts'
+import { testConfig } from '../helpers/app.ts'
+import { buildClosure, type Closure } from '../helpers/closure.ts'
+import { silentLogger } from '../helpers/log.ts'
+import { nix, nixEnv, skipWithoutNix } from '../helpers/nix.ts'
+import { startGcs } from '../helpers/gcs.ts'
+import { startS3 } from '../helpers/s3.ts'
+import { tempDir } from '../helpers/trees.ts'
+
+const execFileAsync = promisify(execFile)
+
+/** nixcas on a real socket, as Nix reaches it. */
+async function serve(t: Test, overrides: Partial<ServerConfig>): Promise<{ app: FastifyInstance; url: string }> {
+  const config = await testConfig(overrides)
+  const app = await buildApp(await appOptionsFrom(config, silentLogger), { loggerInstance: silentLogger })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` }
+}
+
+/**
+ * Runs the Nix client with its own narinfo cache directory, so a pull never sees what
+ * the push told Nix's local cache, and with no other substituter.
+ */
+async function nixClient(dir: string, args: string[]): Promise<string> {
+  const env = { ...nixEnv, XDG_CACHE_HOME: join(dir, `xdg-${randomUUID()}`), NIX_CONFIG: `${nixEnv.NIX_CONFIG}\nsubstituters =` }
+  const { stdout, stderr } = await execFileAsync('nix', args, { env, maxBuffer: 64 * 1024 * 1024 }).catch((error: { stderr?: string; message: string }) => {
+    throw new Error(`nix ${args.join(' ')} failed: ${error.stderr ?? error.message}`)
+  })
+  return `${stdout}${stderr}`
+}
+
+interface Keys {
+  secretFile: string
+  publicKey: string
+}
+
+async function makeKeys(dir: string): Promise<Keys> {
+  await nix('nix-store', ['--generate-binary-cache-key', 'nixcas-e2e-1', join(dir, 'secret'), join(dir, 'public')])
+  return { secretFile: join(dir, 'secret'), publicKey: (await readFile(join(dir, 'public'), 'utf8')).trim() }
+}
+
+/** Pulls `closure` into a fresh local store with signatures required, verifies it, compares NARs. */
+async function pullAndCheck(t: Test, dir: string, url: string, keys: Keys, closure: Closure): Promise<void> {
+  const store = join(dir, `pulled-${randomUUID()}`)
+  await nixClient(dir, ['copy', '--from', url, '--to', store, '--option', 'trusted-public-keys', keys.publicKey, '--option', 'require-sigs', 'true', closure.top])
+  const verified = await nixClient(dir, ['store', 'verify', '--store', store, '--option', 'trusted-public-keys', keys.publicKey, '--recursive', '--sigs-needed', '1', closure.top])
+  t.notMatch(verified, /untrusted|corrupt|error/i, 'nix store verify is satisfied')
+  for (const path of closure.paths) {
+    const expected = await nix('nix-store', ['--dump', path])
+    const info = await (await fetch(`${url}/${path.slice('/nix/store/'.length, '/nix/store/'.length + 32)}.narinfo`)).text()
+    const narUrl = /^URL: (.*)$/m.exec(info)?.[1]
+    const served = Buffer.from(await (await fetch(`${url}/${narUrl ?? 'missing'}`)).arrayBuffer())
+    t.ok(served.equals(expected), `${path}: served NAR is identical to nix-store --dump`)
+  }
+}
+
+t.test('the real Nix client pushes and pulls through nixcas', { skip: skipWithoutNix }, async (t) => {
+  const dir = await tempDir(t)
+  const keys = await makeKeys(dir)
+  const storePath = join(dir, 'cache')
+  const overrides = { stores: { stores: {}, root: `file://${storePath}` }, signingKeyFiles: [keys.secretFile] }
+  const first = await serve(t, overrides)
+
+  const pushed: Closure[] = []
+  for (const compression of ['xz', 'zstd', 'none']) {
+    await t.test(`push with compression=${compression}, pull with signatures required`, async (t) => {
+      const closure = await buildClosure(dir)
+      const output = await nixClient(dir, ['copy', '--to', `${first.url}?compression=${compression}`, closure.top])
+      t.notMatch(output, /error/i)
+      await pullAndCheck(t, dir, first.url, keys, closure)
+      pushed.push(closure)
+    })
+  }
+
+  await t.test('a restarted server on the same fs store serves what was pushed', async (t) => {
+    await first.app.close()
+    const second = await serve(t, overrides)
+    for (const closure of pushed) await pullAndCheck(t, dir, second.url, keys, closure)
+  })
+})
+
+t.test('the same round trip over S3 behind a local disk cache', { skip: skipWithoutNix }, async (t) => {
+  const dir = await tempDir(t)
+  const keys = await makeKeys(dir)
+  const s3 = await startS3(t)
+  const near = `file://${join(dir, 'near')}`
+  const root = `s3://${s3.bucket}/e2e?endpoint=${encodeURIComponent(s3.endpoint)}&forcePathStyle=true&region=us-east-1&accessKeyId=S3RVER&secretAccessKey=S3RVER&retry=3&cache=${encodeURIComponent(near)}`
+  const server = await serve(t, { stores: { stores: {}, root }, signingKeyFiles: [keys.secretFile] })
+  const closure = await buildClosure(dir)
+  await nixClient(dir, ['copy', '--to', server.url, closure.top])
+  await pullAndCheck(t, dir, server.url, keys, closure)
+  // A second server with an empty near store reads everything from the bucket.
+  const cold = await serve(t, { stores: { stores: {}, root: root.replace(encodeURIComponent(near), encodeURIComponent(`file://${join(dir, 'near-2')}`)) }, signingKeyFiles: [keys.secretFile] })
+  await pullAndCheck(t, dir, cold.url, keys, closure)
+})
+
+t.test('and over Google Cloud Storage (the emulator); a wrong key is refused', { skip: skipWithoutNix }, async (t) => {
+  const dir = await tempDir(t)
+  const keys = await makeKeys(dir)
+  const gcs = await startGcs(t)
+  const root = `gs://nixcas-e2e/cache?project=${gcs.project}&apiEndpoint=${encodeURIComponent(gcs.apiEndpoint)}&retry=3`
+  const server = await serve(t, { stores: { stores: {}, root }, signingKeyFiles: [keys.secretFile] })
+  const closure = await buildClosure(dir)
+  await nixClient(dir, ['copy', '--to', `${server.url}?compression=zstd`, closure.top])
+  await pullAndCheck(t, dir, server.url, keys, closure)
+  const otherKeys = await makeKeys(await tempDir(t))
+  await t.rejects(
+    nixClient(dir, ['copy', '--from', server.url, '--to', join(dir, 'untrusting'), '--option', 'trusted-public-keys', otherKeys.publicKey, closure.top]),
+    /lacks a valid signature/,
+    'signatures are checked for real',
+  )
+})
