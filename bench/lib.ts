@@ -10,6 +10,9 @@ export const nixEnv: NodeJS.ProcessEnv = {
 
 export const hasCommand = (command: string, args = ['--version']): boolean => spawnSync(command, args, { env: nixEnv }).status === 0
 
+/** Whether a command is installed (some, like wrk, have no option that exits 0). */
+export const onPath = (command: string): boolean => spawnSync('sh', ['-c', `command -v ${command}`]).status === 0
+
 export const MB = 1e6
 
 /** Best of `runs` timings, in seconds: the least disturbed run on a shared machine. */

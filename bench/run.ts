@@ -1,9 +1,10 @@
 /** Runs the benchmarks named on the command line (all when none): npm run bench -- nar */
 import { benchCastore } from './castore.ts'
 import { benchChunking } from './chunking.ts'
+import { benchHttp } from './http.ts'
 import { benchNar } from './nar.ts'
 
-const benches: Record<string, () => Promise<void>> = { nar: benchNar, chunking: benchChunking, castore: benchCastore }
+const benches: Record<string, () => Promise<void>> = { nar: benchNar, chunking: benchChunking, castore: benchCastore, http: benchHttp }
 
 const wanted = process.argv.slice(2)
 for (const name of wanted.length > 0 ? wanted : Object.keys(benches)) {
