@@ -81,15 +81,38 @@ function* jobsFor(cas: Cas, layout: Layout, range: NarRange): Generator<FetchJob
   }
 }
 
+/** Below this, pieces are gathered before they are handed on: one write per small file is costly. */
+const COALESCE_BYTES = 64 * 1024
+
+/** Joins runs of small pieces (framing, small files) into blocks of about COALESCE_BYTES. */
+async function* coalesce(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let pending: Uint8Array[] = []
+  let pendingBytes = 0
+  for await (const piece of source) {
+    if (pendingBytes === 0 && piece.length >= COALESCE_BYTES) {
+      yield piece
+      continue
+    }
+    pending.push(piece)
+    pendingBytes += piece.length
+    if (pendingBytes >= COALESCE_BYTES) {
+      yield Buffer.concat(pending, pendingBytes)
+      pending = []
+      pendingBytes = 0
+    }
+  }
+  if (pendingBytes > 0) yield Buffer.concat(pending, pendingBytes)
+}
+
 /** Streams bytes `range` (default: all) of the NAR laid out in `layout`. */
 export function renderNar(cas: Cas, layout: Layout, range: NarRange = { start: 0, end: layout.size }, options: RenderOptions = {}): AsyncGenerator<Uint8Array> {
   if (range.start < 0 || range.end > layout.size || range.start > range.end) {
     throw new NixcasError('BAD_RANGE', `range ${range.start}-${range.end} is outside the NAR of ${layout.size} bytes`)
   }
-  return prefetch(jobsFor(cas, layout, range), {
+  return coalesce(prefetch(jobsFor(cas, layout, range), {
     windowBytes: options.windowBytes ?? DEFAULT_WINDOW_BYTES,
     maxRequests: options.maxRequests ?? DEFAULT_MAX_REQUESTS,
     signal: options.signal,
     stats: options.stats,
-  })
+  }))
 }

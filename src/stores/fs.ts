@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import type { Dirent } from 'node:fs'
+import { readFile, type Dirent } from 'node:fs'
+import { promisify } from 'node:util'
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { Readable } from 'node:stream'
@@ -19,6 +20,8 @@ const TEMP_DIR = '.tmp'
 /** Temp files older than this at start-up were left by a crash. */
 const STALE_TEMP_MS = 60 * 60 * 1000
 const TRANSIENT_ERRNO = new Set(['EIO', 'EMFILE', 'ENFILE', 'EAGAIN', 'EBUSY', 'EINTR', 'ETIMEDOUT'])
+
+const readWhole = promisify(readFile)
 
 const errnoOf = (error: unknown): string | undefined => (error as NodeJS.ErrnoException | undefined)?.code
 const isAbsent = (error: unknown): boolean => {
@@ -91,6 +94,16 @@ export class FsStore implements ObjectStore {
   async get(key: string, options?: ReadOptions): Promise<Buffer | undefined> {
     const path = this.path(key)
     await this.ready
+    if (!options?.range) {
+      // The callback readFile opens, sizes, reads and closes in one go: about twice as fast
+      // as the same steps through a FileHandle, and whole objects (chunks) are the hot path.
+      try {
+        return await readWhole(path)
+      } catch (error) {
+        if (isAbsent(error)) return undefined
+        this.fail('get', key, error)
+      }
+    }
     let handle
     try {
       handle = await open(path, 'r')
