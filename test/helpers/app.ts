@@ -4,9 +4,13 @@ import { resolveServerConfig, type ServerConfig } from '../../src/config.ts'
 import { appOptionsFrom } from '../../src/server.ts'
 import { silentLogger } from './log.ts'
 
-/** A test's own configuration: a memory store, loopback, no environment. */
+/**
+ * A test's own configuration: a memory store, loopback, no environment, and no load
+ * shedding (a busy CI machine must not turn into 503s; the overload test sets its own).
+ */
 export async function testConfig(overrides: Partial<ServerConfig> = {}): Promise<ServerConfig> {
-  return { ...(await resolveServerConfig({ store: 'memory://' }, {})), ...overrides }
+  const pressure = { maxEventLoopDelay: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfter: 10 }
+  return { ...(await resolveServerConfig({ store: 'memory://' }, {})), pressure, ...overrides }
 }
 
 /** The app, ready for inject(); closed when the test ends. */

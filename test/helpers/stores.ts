@@ -7,6 +7,8 @@ import type { Body, ListedObject, ObjectStore, ReadOptions } from '../../src/sto
  */
 export class CountingStore implements ObjectStore {
   readonly counts = { get: 0, stream: 0, head: 0, put: 0, delete: 0, list: 0 }
+  /** Bytes returned by get(). */
+  bytesRead = 0
   /** Milliseconds added to every read. */
   delay = 0
   /** Reads in flight now, and the most there ever were. */
@@ -36,7 +38,11 @@ export class CountingStore implements ObjectStore {
   }
 
   get(key: string, options?: ReadOptions): Promise<Buffer | undefined> {
-    return this.read('get', () => this.inner.get(key, options), options?.signal)
+    return this.read('get', async () => {
+      const bytes = await this.inner.get(key, options)
+      this.bytesRead += bytes?.length ?? 0
+      return bytes
+    }, options?.signal)
   }
 
   stream(key: string, options?: ReadOptions): Promise<AsyncIterable<Uint8Array> | undefined> {
