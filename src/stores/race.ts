@@ -1,5 +1,5 @@
-import { toBuffer, type Body, type ListedObject, type ObjectStore, type ReadOptions } from './store.ts'
-import { listUnion } from './priority.ts'
+import { GroupStore } from './group.ts'
+import { toBuffer, type Body, type ObjectStore, type ReadOptions } from './store.ts'
 
 /** Ends a stream that lost the race, so its connection is released. */
 function discard(answer: unknown): void {
@@ -14,16 +14,7 @@ function discard(answer: unknown): void {
  * "Absent" needs every member to say so; if one failed and none had it, that failure is
  * reported. Writes go to every member (they are replicas).
  */
-export class RaceStore implements ObjectStore {
-  readonly trusted: boolean
-
-  constructor(
-    readonly name: string,
-    private readonly stores: readonly ObjectStore[],
-  ) {
-    this.trusted = stores.every((store) => store.trusted)
-  }
-
+export class RaceStore extends GroupStore {
   private race<T>(call: (store: ObjectStore, signal: AbortSignal) => Promise<T | undefined>, outer?: AbortSignal): Promise<T | undefined> {
     const controller = new AbortController()
     const abort = (): void => controller.abort(outer?.reason)
@@ -81,17 +72,5 @@ export class RaceStore implements ObjectStore {
     // Every replica needs the same bytes; the castore writes bounded objects (chunks).
     const bytes = await toBuffer(body)
     await Promise.all(this.stores.map((store) => store.put(key, bytes, options)))
-  }
-
-  async delete(key: string): Promise<void> {
-    await Promise.all(this.stores.map((store) => store.delete(key)))
-  }
-
-  list(prefix: string): AsyncIterable<ListedObject> {
-    return listUnion(this.stores, prefix)
-  }
-
-  close(): Promise<void> {
-    return Promise.resolve()
   }
 }

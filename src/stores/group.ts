@@ -1,0 +1,40 @@
+import type { Body, ListedObject, ObjectStore, ReadOptions } from './store.ts'
+
+/**
+ * What priority and race share: several members that hold the same objects. Deletes
+ * reach every member, a listing is their union, and the group is trusted only when every
+ * member is. Members are closed by whoever built them.
+ */
+export abstract class GroupStore implements ObjectStore {
+  readonly trusted: boolean
+
+  constructor(
+    readonly name: string,
+    protected readonly stores: readonly ObjectStore[],
+  ) {
+    this.trusted = stores.every((store) => store.trusted)
+  }
+
+  abstract get(key: string, options?: ReadOptions): Promise<Buffer | undefined>
+  abstract stream(key: string, options?: ReadOptions): Promise<AsyncIterable<Uint8Array> | undefined>
+  abstract head(key: string, options?: { signal?: AbortSignal }): Promise<number | undefined>
+  abstract put(key: string, body: Body, options?: { signal?: AbortSignal }): Promise<void>
+
+  async delete(key: string): Promise<void> {
+    await Promise.all(this.stores.map((store) => store.delete(key)))
+  }
+
+  /** Every member's keys, each once. */
+  async *list(prefix: string): AsyncGenerator<ListedObject> {
+    const seen = new Set<string>()
+    for (const store of this.stores) {
+      for await (const object of store.list(prefix)) {
+        if (seen.has(object.key)) continue
+        seen.add(object.key)
+        yield object
+      }
+    }
+  }
+
+  async close(): Promise<void> {}
+}
