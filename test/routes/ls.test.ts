@@ -32,3 +32,10 @@ t.test('the listing of a store path, with NAR offsets', async (t) => {
   t.equal((await app.inject({ url: `/${'0'.repeat(32)}.ls` })).statusCode, 404)
   t.equal((await app.inject({ url: '/nope.ls' })).statusCode, 400)
 })
+
+t.test('uploaded listings are accepted and ignored', async (t) => {
+  const app = await build(t)
+  t.equal((await app.inject({ method: 'PUT', url: `/${PATH_HASH}.ls`, payload: '{"version":1}', headers: { 'content-type': 'application/json' } })).statusCode, 204)
+  t.equal((await app.inject({ method: 'PUT', url: '/bad.ls', payload: '{}' })).statusCode, 400)
+  t.equal((await app.inject({ url: `/${PATH_HASH}.ls` })).statusCode, 404, 'the listing comes from the tree, not the upload')
+})
