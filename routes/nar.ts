@@ -7,11 +7,12 @@ import { parseRange } from '../src/http/range.ts'
 import { formatNixHash } from '../src/nix/hash.ts'
 import { requireWrite } from '../src/plugins/access.ts'
 import { renderNar, type NarRange } from '../src/render/render.ts'
-import type { ServableNar } from '../src/services/binary-cache.ts'
+import { NAR_HASH, type ServableNar } from '../src/services/binary-cache.ts'
 
 type NarRequest = FastifyRequest<{ Params: { file: string } }>
 
-const SERVED_NAME = /^([0-9a-df-np-sv-z]{52})\.nar$/
+/** NARs are served as `<sha256 in nixbase32>.nar`, the URL narinfos give. */
+const servedHash = (file: string): string | undefined => (file.endsWith('.nar') && NAR_HASH.test(file.slice(0, -4)) ? file.slice(0, -4) : undefined)
 const IMMUTABLE = 'public, max-age=31536000, immutable'
 
 /** Aborted when the client goes away before the response is complete. */
@@ -38,7 +39,7 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
     reply.code(404).header('cache-control', `public, max-age=${fastify.settings.notFoundMaxAge}`).type('text/plain').send('no such NAR\n')
 
   const lookup = async (request: NarRequest): Promise<{ nar: ServableNar; etag: string } | undefined> => {
-    const hash = SERVED_NAME.exec(request.params.file)?.[1]
+    const hash = servedHash(request.params.file)
     const nar = hash === undefined ? undefined : await fastify.cache.nar(hash)
     return nar && hash ? { nar, etag: `"${hash}"` } : undefined
   }
@@ -47,10 +48,12 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
     method: 'HEAD',
     url: '/nar/:file',
     handler: async (request, reply) => {
-      const found = await lookup(request)
+      // The index knows the size: no need to lay the NAR out.
+      const hash = servedHash(request.params.file)
+      const found = hash === undefined ? undefined : await fastify.cache.narEntry(hash)
       if (found) {
-        narHeaders(reply, found.etag)
-        return reply.header('content-length', found.nar.layout.size).send()
+        narHeaders(reply, `"${hash}"`)
+        return reply.header('content-length', found.entry.narSize).send()
       }
       // `nix copy` asks for the compressed name it is about to upload.
       if (await fastify.cache.hasUpload(request.params.file)) return reply.code(200).header('cache-control', 'no-store').send()

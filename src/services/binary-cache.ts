@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache'
 import { NixcasError } from '../errors.ts'
 import { narSizeOf } from '../castore/node.ts'
-import type { PathInfo } from '../castore/path-info.ts'
+import type { NarIndexEntry, PathInfo } from '../castore/path-info.ts'
 import { ingestNar, type IngestOptions, type IngestResult } from '../ingest/ingest.ts'
 import { decompress, parseNarFileName } from '../ingest/decompress.ts'
 import { renderCacheInfo } from '../nix/cache-info.ts'
@@ -33,6 +33,8 @@ export interface ServableNar {
 }
 
 const UPLOAD_PREFIX = 'uploads'
+/** A sha256 in nixbase32: how NARs are named. */
+export const NAR_HASH = /^[0-9a-df-np-sv-z]{52}$/
 
 /**
  * The binary cache on top of the castore: narinfos (rendered, signed, cached), NAR
@@ -123,12 +125,19 @@ export class BinaryCache {
     this.narinfos.delete(hash)
   }
 
-  /** The NAR whose sha256 is `narHashBase32`, laid out and ready to render; undefined if unknown. */
-  async nar(narHashBase32: string, signal?: AbortSignal): Promise<ServableNar | undefined> {
-    if (!/^[0-9a-df-np-sv-z]{52}$/.test(narHashBase32)) return undefined
+  /** What the index knows of the NAR whose sha256 is `narHashBase32`: one small read. */
+  async narEntry(narHashBase32: string): Promise<{ narHash: NixHash; entry: NarIndexEntry } | undefined> {
+    if (!NAR_HASH.test(narHashBase32)) return undefined
     const narHash: NixHash = { algorithm: 'sha256', digest: decodeNixbase32(narHashBase32, 32) }
     const entry = await this.cas.getNarIndex(narHash)
-    if (entry === undefined) return undefined
+    return entry && { narHash, entry }
+  }
+
+  /** The NAR whose sha256 is `narHashBase32`, laid out and ready to render; undefined if unknown. */
+  async nar(narHashBase32: string, signal?: AbortSignal): Promise<ServableNar | undefined> {
+    const found = await this.narEntry(narHashBase32)
+    if (found === undefined) return undefined
+    const { narHash, entry } = found
     const layout = layoutNar(entry.root, await loadClosure(this.cas, entry.root, signal))
     if (layout.size !== narSizeOf(entry.root)) throw new NixcasError('CORRUPT_OBJECT', `NAR ${narHashBase32} does not lay out to its recorded size`)
     return { narHash, layout }
@@ -151,7 +160,7 @@ export class BinaryCache {
   async hasUpload(name: string): Promise<boolean> {
     const parsed = parseNarFileName(name)
     if (!parsed) return false
-    if (parsed.compression === 'none' && (await this.nar(parsed.stem)) !== undefined) return true
+    if (parsed.compression === 'none' && (await this.narEntry(parsed.stem)) !== undefined) return true
     return (await this.cas.store.head(this.uploadKey(name))) !== undefined
   }
 
@@ -161,7 +170,7 @@ export class BinaryCache {
     if (!parsed) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(name)} is not <name>.nar[.xz|.zst|.bz2]`)
     const result = await ingestNar(this.cas, decompress(body, parsed.compression), { ...this.options.ingest, signal })
     // A plain `.nar` named by its NAR hash must be that NAR.
-    if (parsed.compression === 'none' && /^[0-9a-df-np-sv-z]{52}$/.test(parsed.stem) && !hashesEqual(result.narHash, { algorithm: 'sha256', digest: decodeNixbase32(parsed.stem, 32) })) {
+    if (parsed.compression === 'none' && NAR_HASH.test(parsed.stem) && !hashesEqual(result.narHash, { algorithm: 'sha256', digest: decodeNixbase32(parsed.stem, 32) })) {
       throw new NixcasError('BAD_REQUEST', `the uploaded NAR's hash ${encodeNixbase32(result.narHash.digest)} does not match its name`)
     }
     await this.cas.store.put(this.uploadKey(name), Buffer.from(encodeNixbase32(result.narHash.digest)))
