@@ -80,6 +80,7 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
       maxRequests: fastify.settings.maxRequests,
       signal,
       stats: fastify.prefetchStats,
+      budget: fastify.settings.renderBudget,
     })
     async function* counted(): AsyncGenerator<Uint8Array> {
       for await (const chunk of body) {

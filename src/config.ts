@@ -67,6 +67,9 @@ export interface ServerConfig {
   maxRequests: number
   maxNarSize: number | undefined
   uploadBytesInFlight: number
+  /** All uploads together, and all NAR windows together. */
+  totalUploadBytes: number
+  totalWindowBytes: number
   narinfoCacheEntries: number
   compressNars: boolean
   pressure: { maxEventLoopDelay: number; maxHeapUsedBytes: number; maxRssBytes: number; retryAfter: number }
@@ -150,7 +153,7 @@ export function parseListen(value: string): { host: string; port: number } {
 const KNOWN_FIELDS = new Set([
   'listen', 'storeDir', 'priority', 'stores', 'root', 'signingKeys', 'trustedUploadKeys', 'requireUploadSignature', 'auth',
   'narinfoMaxAge', 'notFoundMaxAge', 'windowBytes', 'maxRequests', 'maxNarSize', 'uploadBytesInFlight', 'narinfoCacheEntries',
-  'compressNars', 'pressure', 'shutdownTimeout', 'logLevel',
+  'compressNars', 'pressure', 'shutdownTimeout', 'logLevel', 'totalUploadBytes', 'totalWindowBytes',
 ])
 
 /**
@@ -191,6 +194,8 @@ export async function resolveServerConfig(flags: ServeFlags, env: NodeJS.Process
     maxRequests: integer('maxRequests', pick('maxRequests', 'NIXCAS_MAX_REQUESTS') ?? 32, 1),
     maxNarSize: maxNarSize === undefined ? undefined : size('maxNarSize', maxNarSize, 1),
     uploadBytesInFlight: size('uploadBytesInFlight', pick('uploadBytesInFlight', 'NIXCAS_UPLOAD_BYTES_IN_FLIGHT') ?? 64 * 2 ** 20, 1024 * 1024),
+    totalUploadBytes: size('totalUploadBytes', pick('totalUploadBytes', 'NIXCAS_TOTAL_UPLOAD_BYTES') ?? 256 * 2 ** 20, 1024 * 1024),
+    totalWindowBytes: size('totalWindowBytes', pick('totalWindowBytes', 'NIXCAS_TOTAL_WINDOW_BYTES') ?? 512 * 2 ** 20, 1024 * 1024),
     narinfoCacheEntries: integer('narinfoCacheEntries', pick('narinfoCacheEntries', 'NIXCAS_NARINFO_CACHE_ENTRIES') ?? 100_000, 0),
     compressNars: boolean('compressNars', pick('compressNars', 'NIXCAS_COMPRESS_NARS') ?? true),
     pressure: {

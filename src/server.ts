@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp, type AppOptions } from './app.ts'
 import type { ServerConfig } from './config.ts'
 import { NixcasError } from './errors.ts'
+import { ByteBudget } from './budget.ts'
 import { AccessPolicy } from './http/auth.ts'
 import { Metrics } from './metrics.ts'
 import { parsePublicKey, parseSecretKey, type SecretKey } from './nix/signing.ts'
@@ -48,6 +49,9 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
     onRetry: (store, operation) => metrics.storeRetries.inc({ store, operation }),
   })
   const prefetchStats = new PrefetchStats()
+  const uploadBudget = new ByteBudget(config.totalUploadBytes)
+  const renderBudget = new ByteBudget(config.totalWindowBytes)
+  metrics.gauge('nixcas_upload_budget_bytes', 'Bytes of uploads in flight, over all requests', () => [[{}, uploadBudget.inUse]])
   metrics.gauge('nixcas_prefetch_buffered_bytes', 'Bytes held by NAR prefetch windows (in flight or waiting)', () => [[{}, prefetchStats.buffered]])
   metrics.gauge('nixcas_prefetch_requests_in_flight', 'Chunk requests in flight for NAR responses', () => [[{}, prefetchStats.inFlight]])
   const cache = new BinaryCache(new Cas(stack.root), {
@@ -61,6 +65,7 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
       maxNarSize: config.maxNarSize,
       maxBytesInFlight: config.uploadBytesInFlight,
       onBytes: (count) => metrics.ingestBytes.inc({}, count),
+      budget: uploadBudget,
     },
   })
   const access = new AccessPolicy(
@@ -80,6 +85,7 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
       windowBytes: config.windowBytes,
       maxRequests: config.maxRequests,
       compressNars: config.compressNars,
+      renderBudget,
     },
     pressure: config.pressure,
   }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { ByteBudget } from '../budget.ts'
 import { NixcasError } from '../errors.ts'
 import { Chunker, DEFAULT_CHUNK_SIZES, type ChunkSizes } from '../castore/chunker.ts'
 import { DigestStream, digestHex, digestOf } from '../castore/digest.ts'
@@ -23,6 +24,8 @@ export interface IngestOptions {
   signal?: AbortSignal
   /** Called with the NAR bytes read so far (metrics). */
   onBytes?: (count: number) => void
+  /** Shared by all uploads at once. */
+  budget?: ByteBudget
 }
 
 export interface IngestResult {
@@ -50,7 +53,7 @@ interface FileState {
 export async function ingestNar(cas: Cas, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: IngestOptions = {}): Promise<IngestResult> {
   const sizes = options.chunkSizes ?? DEFAULT_CHUNK_SIZES
   const headThreshold = options.headThreshold ?? 16 * 1024
-  const pool = new UploadPool(options.maxBytesInFlight ?? 64 * 1024 * 1024, options.maxUploads ?? 32, options.signal)
+  const pool = new UploadPool(options.maxBytesInFlight ?? 64 * 1024 * 1024, options.maxUploads ?? 32, options.signal, options.budget)
   const narHasher = createHash('sha256')
   let narSize = 0
   const maxNarSize = options.maxNarSize ?? Number.MAX_SAFE_INTEGER

@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events'
+import type { ByteBudget } from '../budget.ts'
 
 /**
  * Runs uploads concurrently with a bound on bytes and on requests in flight. `add` waits
@@ -17,6 +18,8 @@ export class UploadPool {
     private readonly maxBytes: number,
     private readonly maxCount: number,
     outer?: AbortSignal,
+    /** Shared by every upload: bounds all of them together. */
+    private readonly budget?: ByteBudget,
   ) {
     outer?.addEventListener('abort', () => this.controller.abort(outer.reason), { once: true })
     // One listener per upload in flight: up to maxCount of them, by design.
@@ -28,7 +31,11 @@ export class UploadPool {
   }
 
   private hasRoom(size: number): boolean {
-    return this.count < this.maxCount && (this.bytes + size <= this.maxBytes || this.count === 0)
+    return (
+      this.count < this.maxCount &&
+      (this.bytes + size <= this.maxBytes || this.count === 0) &&
+      this.budget?.tryAcquire(size, this.count === 0) !== false
+    )
   }
 
   private check(): void {
@@ -54,6 +61,7 @@ export class UploadPool {
       .finally(() => {
         this.bytes -= size
         this.count--
+        this.budget?.release(size)
         this.running.delete(run)
         this.waiters.shift()?.()
       })

@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import type { ByteBudget } from '../budget.ts'
 import type { FastifyInstance } from 'fastify'
 import type { AccessPolicy } from '../http/auth.ts'
 import type { Metrics } from '../metrics.ts'
@@ -13,6 +14,8 @@ export interface HttpSettings {
   windowBytes: number
   maxRequests: number
   compressNars: boolean
+  /** Bounds the windows of all NAR responses together. */
+  renderBudget: ByteBudget
 }
 
 export interface ServicesOptions {

@@ -1,3 +1,4 @@
+import type { ByteBudget } from '../budget.ts'
 import { setMaxListeners } from 'node:events'
 
 /**
@@ -16,6 +17,8 @@ export interface PrefetchOptions {
   maxRequests: number
   signal?: AbortSignal
   stats?: PrefetchStats
+  /** Shared by every prefetcher: bounds all windows together. */
+  budget?: ByteBudget
 }
 
 /** Live figures of one prefetcher or many (metrics, tests). */
@@ -64,9 +67,14 @@ export async function* prefetch(jobs: Iterable<FetchJob>, options: PrefetchOptio
   const release = (size: number): void => {
     reserved -= size
     stats.buffered -= size
+    options.budget?.release(size)
   }
+  const hasRoom = (size: number): boolean =>
+    inFlight < options.maxRequests &&
+    (reserved + size <= options.windowBytes || queue.length === 0) &&
+    (size === 0 || options.budget?.tryAcquire(size, reserved === 0) !== false)
   const fill = (): void => {
-    while (!next.done && inFlight < options.maxRequests && (reserved + next.value.size <= options.windowBytes || queue.length === 0)) {
+    while (!next.done && hasRoom(next.value.size)) {
       const job = next.value
       next = iterator.next()
       const started: Started = { size: job.size, result: job.fetch(controller.signal), startedAt: clock }

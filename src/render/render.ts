@@ -1,3 +1,4 @@
+import type { ByteBudget } from '../budget.ts'
 import { NixcasError } from '../errors.ts'
 import { DigestStream, digestHex, digestsEqual } from '../castore/digest.ts'
 import type { ChunkRef } from '../castore/manifest.ts'
@@ -12,6 +13,8 @@ export interface RenderOptions {
   maxRequests?: number
   signal?: AbortSignal
   stats?: PrefetchStats
+  /** Shared by every NAR response at once. */
+  budget?: ByteBudget
 }
 
 export const DEFAULT_WINDOW_BYTES = 16 * 1024 * 1024
@@ -114,5 +117,6 @@ export function renderNar(cas: Cas, layout: Layout, range: NarRange = { start: 0
     maxRequests: options.maxRequests ?? DEFAULT_MAX_REQUESTS,
     signal: options.signal,
     stats: options.stats,
+    budget: options.budget,
   }))
 }

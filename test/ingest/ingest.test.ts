@@ -110,3 +110,16 @@ t.test('uploads are bounded and hold the source back', async (t) => {
   t.ok(store.peakInFlight <= 8 && store.peakInFlight > 1, `at most 8 uploads at once (saw ${store.peakInFlight})`)
   t.ok(store.counts.head >= 32, 'every chunk was HEADed before its PUT')
 })
+
+t.test('concurrent uploads share one byte budget', async (t) => {
+  const { ByteBudget } = await import('../../src/budget.ts')
+  const dir = await tempDir(t)
+  for (const name of ['a', 'b', 'c']) await bigFile(join(dir, name), 8 * 1024 * 1024)
+  const store = new CountingStore(new MemoryStore('memory'))
+  store.delay = 2
+  const budget = new ByteBudget(2 * 1024 * 1024)
+  const cas = new Cas(store)
+  await Promise.all(['a', 'b', 'c'].map((name) => ingestPath(cas, join(dir, name), { budget })))
+  t.ok(budget.peak <= 2 * 1024 * 1024 + 3 * 1024 * 1024, `peak ${budget.peak} bytes for three 8 MiB uploads`)
+  t.equal(budget.inUse, 0)
+})
