@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { NixcasError } from '../src/errors.ts'
-import { sendText } from '../src/http/send.ts'
+import { sendNotFound, sendText } from '../src/http/send.ts'
 import { isStorePathHash } from '../src/nix/store-path.ts'
 import { requireWrite } from '../src/plugins/access.ts'
 
@@ -15,7 +15,7 @@ export default async function listingRoutes(fastify: FastifyInstance): Promise<v
   fastify.get<{ Params: { hash: string } }>('/:hash.ls', async (request, reply) => {
     const listing = await fastify.cache.listing(request.params.hash)
     if (listing === undefined) {
-      return reply.code(404).header('cache-control', `public, max-age=${fastify.settings.notFoundMaxAge}`).type('text/plain').send('no such path\n')
+      return sendNotFound(reply, 'no such path')
     }
     reply.header('cache-control', `public, max-age=${fastify.settings.narinfoMaxAge}`)
     return sendText(request, reply, 'application/json', JSON.stringify(listing))

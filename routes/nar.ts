@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { NixcasError } from '../src/errors.ts'
 import { compressStream, negotiateEncoding } from '../src/http/encoding.ts'
 import { parseRange } from '../src/http/range.ts'
+import { sendNotFound } from '../src/http/send.ts'
 import { formatNixHash } from '../src/nix/hash.ts'
 import { requireWrite } from '../src/plugins/access.ts'
 import { renderNar, type NarRange } from '../src/render/render.ts'
@@ -35,8 +36,6 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', (_request, _payload, done) => done(null))
 
-  const notFound = (reply: FastifyReply): FastifyReply =>
-    reply.code(404).header('cache-control', `public, max-age=${fastify.settings.notFoundMaxAge}`).type('text/plain').send('no such NAR\n')
 
   const lookup = async (request: NarRequest): Promise<{ nar: ServableNar; etag: string } | undefined> => {
     const hash = servedHash(request.params.file)
@@ -57,13 +56,13 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
       }
       // `nix copy` asks for the compressed name it is about to upload.
       if (await fastify.cache.hasUpload(request.params.file)) return reply.code(200).header('cache-control', 'no-store').send()
-      return notFound(reply)
+      return sendNotFound(reply, 'no such NAR')
     },
   })
 
   fastify.get<{ Params: { file: string } }>('/nar/:file', { exposeHeadRoute: false }, async (request, reply) => {
     const found = await lookup(request)
-    if (!found) return notFound(reply)
+    if (!found) return sendNotFound(reply, 'no such NAR')
     const { nar, etag } = found
     const size = nar.layout.size
     narHeaders(reply, etag)

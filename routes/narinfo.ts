@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { sendText } from '../src/http/send.ts'
+import { sendNotFound, sendText } from '../src/http/send.ts'
 import { requireWrite } from '../src/plugins/access.ts'
 
 const NARINFO_BODY_LIMIT = 1024 * 1024
@@ -13,7 +13,7 @@ export default async function narinfoRoutes(fastify: FastifyInstance): Promise<v
   fastify.get<{ Params: { hash: string } }>('/:hash.narinfo', async (request, reply) => {
     const text = await fastify.cache.narInfo(request.params.hash)
     if (text === undefined) {
-      return reply.code(404).header('cache-control', `public, max-age=${fastify.settings.notFoundMaxAge}`).type('text/plain').send('no such path\n')
+      return sendNotFound(reply, 'no such path')
     }
     reply.header('cache-control', `public, max-age=${fastify.settings.narinfoMaxAge}`)
     return sendText(request, reply, 'text/x-nix-narinfo', text)

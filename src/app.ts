@@ -4,6 +4,7 @@ import autoload from '@fastify/autoload'
 import underPressure from '@fastify/under-pressure'
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { NixcasError } from './errors.ts'
+import { sendNotFound } from './http/send.ts'
 import { requireRead } from './plugins/access.ts'
 import services, { type ServicesOptions } from './plugins/services.ts'
 
@@ -59,7 +60,7 @@ export async function nixcasApp(fastify: FastifyInstance, options: AppOptions): 
     return reply.send(`${exposed ? error.message : 'internal error'}\n`)
   })
   fastify.setNotFoundHandler(async (_request, reply) => {
-    return reply.code(404).header('cache-control', `public, max-age=${fastify.settings.notFoundMaxAge}`).type('text/plain').send('not found\n')
+    return sendNotFound(reply, 'not found')
   })
 
   await fastify.register(autoload, { dir: routesDir, forceESM: true, ignorePattern: /\.d\.ts$/ })

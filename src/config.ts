@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url'
 import { dirname, extname } from 'node:path'
 import { parseDocument } from 'yaml'
 import { NixcasError } from './errors.ts'
+import { parseSize } from './units.ts'
 import type { StoreConfig } from './stores/compose.ts'
 
 /** Reads a YAML (or JSON) configuration file into a plain mapping. */
@@ -99,10 +100,9 @@ function integer(field: string, value: unknown, min = 0): number {
 
 function size(field: string, value: unknown, min = 0): number {
   if (typeof value === 'string') {
-    const match = /^(\d+)\s*(K|M|G|T)?i?B?$/i.exec(value.trim())
-    if (!match) throw bad(field, `expected a size such as 64MiB, got ${JSON.stringify(value)}`)
-    const units: Record<string, number> = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }
-    return integer(field, Number(match[1]) * (units[(match[2] ?? '').toLowerCase()] ?? 1), min)
+    const bytes = parseSize(value)
+    if (bytes === undefined) throw bad(field, `expected a size such as 64MiB, got ${JSON.stringify(value)}`)
+    return integer(field, bytes, min)
   }
   return integer(field, value, min)
 }

@@ -8,3 +8,8 @@ export function sendText(request: FastifyRequest, reply: FastifyReply, type: str
   if (encoding === undefined) return reply.send(text)
   return reply.header('content-encoding', encoding).send(compressBytes(Buffer.from(text), encoding))
 }
+
+/** A 404 that CDNs may cache briefly (`notFoundMaxAge`), so a path pushed later soon shows up. */
+export function sendNotFound(reply: FastifyReply, what: string): FastifyReply {
+  return reply.code(404).header('cache-control', `public, max-age=${reply.server.settings.notFoundMaxAge}`).type('text/plain').send(`${what}\n`)
+}

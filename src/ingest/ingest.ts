@@ -158,4 +158,3 @@ export async function ingestNar(cas: Cas, source: AsyncIterable<Uint8Array> | It
   return { root: finalRoot, narHash, narSize }
 }
 
-export { DEFAULT_CHUNK_SIZES }

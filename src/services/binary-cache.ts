@@ -1,6 +1,5 @@
 import { LRUCache } from 'lru-cache'
 import { NixcasError } from '../errors.ts'
-import { narSizeOf } from '../castore/node.ts'
 import type { NarIndexEntry, PathInfo } from '../castore/path-info.ts'
 import { ingestNar, type IngestOptions, type IngestResult } from '../ingest/ingest.ts'
 import { decompress, parseNarFileName } from '../ingest/decompress.ts'
@@ -33,6 +32,12 @@ export interface ServableNar {
 }
 
 const UPLOAD_PREFIX = 'uploads'
+/** NAR layouts kept in memory, counted in segments (about two per file). */
+const LAYOUT_CACHE_SEGMENTS = 250_000
+
+function checkStorePathHash(hash: string): void {
+  if (!isStorePathHash(hash)) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(hash)} is not a store path hash (32 nixbase32 characters)`)
+}
 /** A sha256 in nixbase32: how NARs are named. */
 export const NAR_HASH = /^[0-9a-df-np-sv-z]{52}$/
 
@@ -43,6 +48,12 @@ export const NAR_HASH = /^[0-9a-df-np-sv-z]{52}$/
 export class BinaryCache {
   /** Rendered narinfo text by store path hash; short-lived so replicas converge. */
   private readonly narinfos: LRUCache<string, string>
+  /** NARs are immutable, so a popular one is laid out once, not on every request. */
+  private readonly layouts = new LRUCache<string, ServableNar>({
+    maxSize: LAYOUT_CACHE_SEGMENTS,
+    maxEntrySize: LAYOUT_CACHE_SEGMENTS,
+    sizeCalculation: (nar) => nar.layout.segments.length + 1,
+  })
 
   constructor(
     readonly cas: Cas,
@@ -84,7 +95,7 @@ export class BinaryCache {
    * stored before a key was configured is signed here once, then served from the LRU.
    */
   async narInfo(hash: string): Promise<string | undefined> {
-    if (!isStorePathHash(hash)) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(hash)} is not a store path hash (32 nixbase32 characters)`)
+    checkStorePathHash(hash)
     const cached = this.narinfos.get(hash)
     if (cached !== undefined) return cached
     const info = await this.cas.getPathInfo(hash)
@@ -99,7 +110,7 @@ export class BinaryCache {
 
   /** Checks an uploaded narinfo against what was ingested, then records the path. */
   async putNarInfo(hash: string, text: string): Promise<void> {
-    if (!isStorePathHash(hash)) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(hash)} is not a store path hash (32 nixbase32 characters)`)
+    checkStorePathHash(hash)
     const narinfo = parseNarInfo(text, this.options.storeDir)
     const path = parseStorePath(narinfo.storePath, this.options.storeDir)
     if (path.hash !== hash) throw new NixcasError('BAD_NARINFO', `StorePath ${narinfo.storePath} does not belong at ${hash}.narinfo`)
@@ -135,17 +146,18 @@ export class BinaryCache {
 
   /** The NAR whose sha256 is `narHashBase32`, laid out and ready to render; undefined if unknown. */
   async nar(narHashBase32: string, signal?: AbortSignal): Promise<ServableNar | undefined> {
+    const cached = this.layouts.get(narHashBase32)
+    if (cached) return cached
     const found = await this.narEntry(narHashBase32)
     if (found === undefined) return undefined
-    const { narHash, entry } = found
-    const layout = layoutNar(entry.root, await loadClosure(this.cas, entry.root, signal))
-    if (layout.size !== narSizeOf(entry.root)) throw new NixcasError('CORRUPT_OBJECT', `NAR ${narHashBase32} does not lay out to its recorded size`)
-    return { narHash, layout }
+    const nar = { narHash: found.narHash, layout: layoutNar(found.entry.root, await loadClosure(this.cas, found.entry.root, signal)) }
+    this.layouts.set(narHashBase32, nar)
+    return nar
   }
 
   /** The `.ls` listing of a store path, or undefined. */
   async listing(hash: string): Promise<ReturnType<typeof listing> | undefined> {
-    if (!isStorePathHash(hash)) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(hash)} is not a store path hash (32 nixbase32 characters)`)
+    checkStorePathHash(hash)
     const info = await this.cas.getPathInfo(hash)
     return info && listing(info.root, await loadClosure(this.cas, info.root))
   }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import { NixcasError } from '../errors.ts'
+import { parseSize } from '../units.ts'
 import type { ObjectStore } from './store.ts'
 import { storeTypes, type OptionSpec } from './types.ts'
 import { storeConfigFromUrl } from './url.ts'
@@ -44,8 +45,6 @@ interface Normalized {
 const configError = (instance: string, field: string | null, message: string): NixcasError =>
   new NixcasError('BAD_CONFIG', `store "${instance}"${field ? `, field "${field}"` : ''}: ${message}`)
 
-const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|K|M|G|T)?$/i
-const UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }
 
 function parseValue(instance: string, field: string, spec: OptionSpec, value: unknown): OptionValue {
   const fail = (expected: string): never => {
@@ -65,8 +64,7 @@ function parseValue(instance: string, field: string, spec: OptionSpec, value: un
       parsed = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : fail('an integer')
       break
     case 'size': {
-      const match = typeof value === 'string' ? SIZE.exec(value.trim()) : null
-      parsed = typeof value === 'number' ? value : match ? Math.floor(Number(match[1]) * (UNITS[(match[2] ?? 'b').toLowerCase()] ?? 1)) : fail('a size such as 512MiB')
+      parsed = typeof value === 'number' ? value : ((typeof value === 'string' ? parseSize(value) : undefined) ?? fail('a size such as 512MiB'))
       break
     }
     default:
