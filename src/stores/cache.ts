@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { Body, ListedObject, ObjectStore, ReadOptions } from './store.ts'
+import { asBuffer, type ListedObject, type Locality, type ObjectStore, type ReadOptions } from './store.ts'
 
 export interface CacheOptions {
   /** Whole objects up to this size read through `stream` are written back to near. */
@@ -15,6 +15,8 @@ export interface CacheOptions {
 export class CacheStore implements ObjectStore {
   /** Bytes written back to near came from far, so they are only as trusted as far. */
   readonly trusted: boolean
+  /** A miss costs a far read, so callers plan for far's latency. */
+  readonly locality: Locality
   private readonly writeBackLimit: number
 
   constructor(
@@ -25,6 +27,7 @@ export class CacheStore implements ObjectStore {
     options: CacheOptions = {},
   ) {
     this.trusted = near.trusted && far.trusted
+    this.locality = far.locality
     this.writeBackLimit = options.writeBackLimit ?? 64 * 1024 * 1024
   }
 
@@ -74,10 +77,9 @@ export class CacheStore implements ObjectStore {
     return size ?? this.far.head(key, options)
   }
 
-  async put(key: string, body: Body, options?: { signal?: AbortSignal }): Promise<void> {
-    await this.far.put(key, body, options)
-    // A stream is consumed by far; near gets it on first read.
-    if (body instanceof Uint8Array) await this.writeBack(key, Buffer.from(body.buffer, body.byteOffset, body.byteLength))
+  async put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
+    await this.far.put(key, bytes, options)
+    await this.writeBack(key, asBuffer(bytes))
   }
 
   async delete(key: string): Promise<void> {

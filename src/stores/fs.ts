@@ -9,7 +9,6 @@ import {
   checkKey,
   checkPrefix,
   clipRange,
-  type Body,
   type ListedObject,
   type ObjectStore,
   type ReadOptions,
@@ -43,6 +42,7 @@ export interface FsStoreOptions {
  */
 export class FsStore implements ObjectStore {
   readonly trusted = true
+  readonly locality = 'local'
   readonly root: string
   private readonly fsync: boolean
   private preparing: Promise<void> | undefined
@@ -163,17 +163,15 @@ export class FsStore implements ObjectStore {
     }
   }
 
-  async put(key: string, body: Body, options?: { signal?: AbortSignal }): Promise<void> {
+  async put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
     const path = this.path(key)
     await this.ready
     const temp = join(this.root, TEMP_DIR, `${randomUUID()}.part`)
     try {
       const handle = await open(temp, 'wx')
       try {
-        for await (const chunk of body instanceof Uint8Array ? [body] : body) {
-          options?.signal?.throwIfAborted()
-          for (let written = 0; written < chunk.length; ) written += (await handle.write(chunk, written)).bytesWritten
-        }
+        options?.signal?.throwIfAborted()
+        for (let written = 0; written < bytes.length; ) written += (await handle.write(bytes, written)).bytesWritten
         if (this.fsync) await handle.sync()
       } finally {
         await handle.close()
@@ -229,7 +227,7 @@ export class FsStore implements ObjectStore {
         if (`${key}/`.startsWith(prefix) || prefix.startsWith(`${key}/`)) yield* this.walk(`${key}/`, prefix)
       } else if (entry.isFile() && key.startsWith(prefix)) {
         const info = await stat(join(this.root, key)).catch(() => undefined)
-        if (info) yield { key, size: info.size }
+        if (info) yield { key, size: info.size, modified: info.mtimeMs }
       }
     }
   }

@@ -1,7 +1,6 @@
-import { Storage, type Bucket } from '@google-cloud/storage'
+import type { Bucket } from '@google-cloud/storage'
 import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
-import { StoreError, checkKey, checkPrefix, clipRange, sliceStream, toBuffer, type Body, type ListedObject, type ObjectStore, type ReadOptions } from './store.ts'
+import { StoreError, asBuffer, checkKey, checkPrefix, clipRange, sliceStream, toBuffer, type ListedObject, type ObjectStore, type ReadOptions } from './store.ts'
 
 export interface GcsStoreOptions {
   bucket: string
@@ -29,28 +28,34 @@ function isTransientGcs(error: unknown): boolean {
 /** Google Cloud Storage through @google-cloud/storage. */
 export class GcsStore implements ObjectStore {
   readonly trusted = false
-  private readonly storage: Storage
-  private readonly bucket: Bucket
+  readonly locality = 'remote'
+  private connecting: Promise<Bucket> | undefined
   private readonly prefix: string
 
   constructor(
     readonly name: string,
-    options: GcsStoreOptions,
+    private readonly options: GcsStoreOptions,
   ) {
     this.prefix = options.prefix ?? ''
-    this.storage = new Storage({
-      projectId: options.project,
-      apiEndpoint: options.apiEndpoint,
-      keyFilename: options.keyFilename,
-      // Retrying belongs to the `retry` wrapper, which logs each attempt by instance name.
-      retryOptions: { autoRetry: false },
-    })
-    this.bucket = this.storage.bucket(options.bucket)
   }
 
-  private file(key: string): ReturnType<Bucket['file']> {
+  /** The SDK is loaded when a GCS store is first used, never by configurations without one. */
+  private bucket(): Promise<Bucket> {
+    this.connecting ??= import('@google-cloud/storage').then(({ Storage }) =>
+      new Storage({
+        projectId: this.options.project,
+        apiEndpoint: this.options.apiEndpoint,
+        keyFilename: this.options.keyFilename,
+        // Retrying belongs to the `retry` wrapper, which logs each attempt by instance name.
+        retryOptions: { autoRetry: false },
+      }).bucket(this.options.bucket),
+    )
+    return this.connecting
+  }
+
+  private async file(key: string): Promise<ReturnType<Bucket['file']>> {
     checkKey(this.name, key)
-    return this.bucket.file(`${this.prefix}${key}`)
+    return (await this.bucket()).file(`${this.prefix}${key}`)
   }
 
   private fail(operation: string, key: string, error: unknown): never {
@@ -64,7 +69,7 @@ export class GcsStore implements ObjectStore {
   }
 
   async stream(key: string, options?: ReadOptions): Promise<AsyncIterable<Uint8Array> | undefined> {
-    const file = this.file(key)
+    const file = await this.file(key)
     const range = options?.range
     if (range) clipRange(Number.MAX_SAFE_INTEGER, range)
     if (range?.length === 0) return (await this.head(key)) === undefined ? undefined : Readable.from([])
@@ -102,7 +107,7 @@ export class GcsStore implements ObjectStore {
   }
 
   async head(key: string): Promise<number | undefined> {
-    const file = this.file(key)
+    const file = await this.file(key)
     try {
       const [metadata] = await file.getMetadata()
       return Number(metadata.size ?? 0)
@@ -112,21 +117,19 @@ export class GcsStore implements ObjectStore {
     }
   }
 
-  async put(key: string, body: Body, options?: { signal?: AbortSignal }): Promise<void> {
-    const file = this.file(key)
+  async put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
+    const file = await this.file(key)
     try {
-      if (body instanceof Uint8Array) {
-        await file.save(Buffer.from(body.buffer, body.byteOffset, body.byteLength), { resumable: false, validation: 'crc32c' })
-      } else {
-        await pipeline(body, file.createWriteStream({ resumable: true, validation: 'crc32c' }), { signal: options?.signal })
-      }
+      options?.signal?.throwIfAborted()
+      // Large objects resumably, so a broken connection does not restart them from zero.
+      await file.save(asBuffer(bytes), { resumable: bytes.length > 8 * 1024 * 1024, validation: 'crc32c' })
     } catch (error) {
       this.fail('put', key, error)
     }
   }
 
   async delete(key: string): Promise<void> {
-    const file = this.file(key)
+    const file = await this.file(key)
     try {
       await file.delete({ ignoreNotFound: true })
     } catch (error) {
@@ -140,11 +143,14 @@ export class GcsStore implements ObjectStore {
     do {
       let files, next
       try {
-        ;[files, next] = await this.bucket.getFiles({ prefix: `${this.prefix}${prefix}`, autoPaginate: false, maxResults: 1000, pageToken })
+        ;[files, next] = await (await this.bucket()).getFiles({ prefix: `${this.prefix}${prefix}`, autoPaginate: false, maxResults: 1000, pageToken })
       } catch (error) {
         this.fail('list', prefix, error)
       }
-      for (const file of files) yield { key: file.name.slice(this.prefix.length), size: Number(file.metadata.size ?? 0) }
+      for (const file of files) {
+        const modified = Date.parse(String(file.metadata.updated ?? file.metadata.timeCreated ?? ''))
+        yield { key: file.name.slice(this.prefix.length), size: Number(file.metadata.size ?? 0), modified: Number.isNaN(modified) ? 0 : modified }
+      }
       pageToken = (next as { pageToken?: string } | null | undefined)?.pageToken
     } while (pageToken)
   }

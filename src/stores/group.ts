@@ -1,4 +1,4 @@
-import type { Body, ListedObject, ObjectStore, ReadOptions } from './store.ts'
+import type { ListedObject, Locality, ObjectStore, ReadOptions } from './store.ts'
 
 /**
  * What priority and race share: several members that hold the same objects. Deletes
@@ -7,18 +7,20 @@ import type { Body, ListedObject, ObjectStore, ReadOptions } from './store.ts'
  */
 export abstract class GroupStore implements ObjectStore {
   readonly trusted: boolean
+  readonly locality: Locality
 
   constructor(
     readonly name: string,
     protected readonly stores: readonly ObjectStore[],
   ) {
     this.trusted = stores.every((store) => store.trusted)
+    this.locality = stores.every((store) => store.locality === 'local') ? 'local' : 'remote'
   }
 
   abstract get(key: string, options?: ReadOptions): Promise<Buffer | undefined>
   abstract stream(key: string, options?: ReadOptions): Promise<AsyncIterable<Uint8Array> | undefined>
   abstract head(key: string, options?: { signal?: AbortSignal }): Promise<number | undefined>
-  abstract put(key: string, body: Body, options?: { signal?: AbortSignal }): Promise<void>
+  abstract put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void>
 
   async delete(key: string): Promise<void> {
     await Promise.all(this.stores.map((store) => store.delete(key)))

@@ -1,10 +1,11 @@
 import type { Counter } from '../metrics.ts'
-import type { Body, ListedObject, ObjectStore, ReadOptions } from './store.ts'
+import type { ListedObject, Locality, ObjectStore, ReadOptions } from './store.ts'
 
 /** Counts every operation (and failure) of a store by its instance name; otherwise transparent. */
 export class InstrumentedStore implements ObjectStore {
   readonly name: string
   readonly trusted: boolean
+  readonly locality: Locality
 
   constructor(
     private readonly inner: ObjectStore,
@@ -13,6 +14,7 @@ export class InstrumentedStore implements ObjectStore {
   ) {
     this.name = inner.name
     this.trusted = inner.trusted
+    this.locality = inner.locality
   }
 
   private async count<T>(operation: string, call: () => Promise<T>): Promise<T> {
@@ -37,8 +39,8 @@ export class InstrumentedStore implements ObjectStore {
     return this.count('head', () => this.inner.head(key, options))
   }
 
-  put(key: string, body: Body, options?: { signal?: AbortSignal }): Promise<void> {
-    return this.count('put', () => this.inner.put(key, body, options))
+  put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
+    return this.count('put', () => this.inner.put(key, bytes, options))
   }
 
   delete(key: string): Promise<void> {

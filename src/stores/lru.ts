@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import { clipRange, once, type Body, type ListedObject, type ObjectStore, type ReadOptions } from './store.ts'
+import { clipRange, once, type ListedObject, type Locality, type ObjectStore, type ReadOptions } from './store.ts'
 
 export interface LruOptions {
   maxBytes: number
@@ -14,6 +14,7 @@ export interface LruOptions {
  */
 export class LruStore implements ObjectStore {
   readonly trusted: boolean
+  readonly locality: Locality
   private readonly cache: LRUCache<string, Buffer>
 
   constructor(
@@ -22,6 +23,7 @@ export class LruStore implements ObjectStore {
     options: LruOptions,
   ) {
     this.trusted = inner.trusted
+    this.locality = inner.locality
     this.cache = new LRUCache<string, Buffer>({
       maxSize: options.maxBytes,
       maxEntrySize: options.maxEntrySize ?? Math.max(1, Math.floor(options.maxBytes / 8)),
@@ -52,10 +54,10 @@ export class LruStore implements ObjectStore {
     return this.cache.get(key)?.length ?? this.inner.head(key, options)
   }
 
-  async put(key: string, body: Body, options?: { signal?: AbortSignal }): Promise<void> {
+  async put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
     this.cache.delete(key)
-    await this.inner.put(key, body, options)
-    if (body instanceof Uint8Array) this.cache.set(key, Buffer.from(body))
+    await this.inner.put(key, bytes, options)
+    this.cache.set(key, Buffer.from(bytes))
   }
 
   async delete(key: string): Promise<void> {

@@ -1,15 +1,21 @@
-import { checkKey, checkPrefix, clipRange, once, toBuffer, type Body, type ListedObject, type ObjectStore, type ReadOptions } from './store.ts'
+import { checkKey, checkPrefix, clipRange, once, type ListedObject, type ObjectStore, type ReadOptions } from './store.ts'
+
+interface Stored {
+  bytes: Buffer
+  modified: number
+}
 
 /** Objects in a Map: for tests, and as the near side of small caches. */
 export class MemoryStore implements ObjectStore {
   readonly trusted = true
-  private readonly objects = new Map<string, Buffer>()
+  readonly locality = 'local'
+  private readonly objects = new Map<string, Stored>()
 
   constructor(readonly name: string) {}
 
   async get(key: string, options?: ReadOptions): Promise<Buffer | undefined> {
     checkKey(this.name, key)
-    const object = this.objects.get(key)
+    const object = this.objects.get(key)?.bytes
     if (object === undefined) return undefined
     const { start, end } = clipRange(object.length, options?.range)
     return object.subarray(start, end)
@@ -22,13 +28,13 @@ export class MemoryStore implements ObjectStore {
 
   async head(key: string): Promise<number | undefined> {
     checkKey(this.name, key)
-    return this.objects.get(key)?.length
+    return this.objects.get(key)?.bytes.length
   }
 
-  async put(key: string, body: Body): Promise<void> {
+  async put(key: string, bytes: Uint8Array): Promise<void> {
     checkKey(this.name, key)
     // Copy, so a caller reusing its buffer cannot change what was stored.
-    this.objects.set(key, Buffer.from(await toBuffer(body)))
+    this.objects.set(key, { bytes: Buffer.from(bytes), modified: Date.now() })
   }
 
   async delete(key: string): Promise<void> {
@@ -41,7 +47,7 @@ export class MemoryStore implements ObjectStore {
     const keys = [...this.objects.keys()].filter((key) => key.startsWith(prefix)).sort()
     for (const key of keys) {
       const object = this.objects.get(key)
-      if (object) yield { key, size: object.length }
+      if (object) yield { key, size: object.bytes.length, modified: object.modified }
     }
   }
 

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { StoreError, isTransient, type Body, type ByteRange, type ListedObject, type ObjectStore, type ReadOptions } from './store.ts'
+import { StoreError, isTransient, type ByteRange, type ListedObject, type Locality, type ObjectStore, type ReadOptions } from './store.ts'
 
 export interface RetryOptions {
   attempts?: number
@@ -18,6 +18,7 @@ export interface RetryOptions {
  */
 export class RetryStore implements ObjectStore {
   readonly trusted: boolean
+  readonly locality: Locality
   private readonly attempts: number
   private readonly baseDelay: number
   private readonly maxDelay: number
@@ -29,6 +30,7 @@ export class RetryStore implements ObjectStore {
     private readonly options: RetryOptions = {},
   ) {
     this.trusted = inner.trusted
+    this.locality = inner.locality
     this.attempts = options.attempts ?? 5
     this.baseDelay = options.baseDelay ?? 100
     this.maxDelay = options.maxDelay ?? 5000
@@ -92,10 +94,8 @@ export class RetryStore implements ObjectStore {
     return this.retry('head', key, () => this.inner.head(key, options), options?.signal)
   }
 
-  put(key: string, body: Body, options?: { signal?: AbortSignal }): Promise<void> {
-    // A streamed body cannot be replayed, so it gets one attempt; bytes can be sent again.
-    if (!(body instanceof Uint8Array)) return this.inner.put(key, body, options)
-    return this.retry('put', key, () => this.inner.put(key, body, options), options?.signal)
+  put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
+    return this.retry('put', key, () => this.inner.put(key, bytes, options), options?.signal)
   }
 
   delete(key: string): Promise<void> {

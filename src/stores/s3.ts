@@ -1,15 +1,11 @@
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  S3ServiceException,
-} from '@aws-sdk/client-s3'
-import { Upload } from '@aws-sdk/lib-storage'
+import type { S3Client } from '@aws-sdk/client-s3'
 import { Readable } from 'node:stream'
-import { StoreError, checkKey, checkPrefix, clipRange, sliceStream, toBuffer, type Body, type ListedObject, type ObjectStore, type ReadOptions } from './store.ts'
+import { StoreError, checkKey, checkPrefix, clipRange, sliceStream, toBuffer, type ListedObject, type ObjectStore, type ReadOptions } from './store.ts'
+
+/** The SDK is large: it is loaded when an S3 store is first used, never by configurations without one. */
+type Sdk = typeof import('@aws-sdk/client-s3')
+let sdkLoading: Promise<Sdk> | undefined
+const loadSdk = (): Promise<Sdk> => (sdkLoading ??= import('@aws-sdk/client-s3'))
 
 export interface S3StoreOptions {
   bucket: string
@@ -33,7 +29,8 @@ const TRANSIENT_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException'
 const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED', 'UND_ERR_SOCKET'])
 
 function statusOf(error: unknown): number | undefined {
-  return error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined
+  const metadata = (error as { $metadata?: { httpStatusCode?: unknown } } | undefined)?.$metadata
+  return typeof metadata?.httpStatusCode === 'number' ? metadata.httpStatusCode : undefined
 }
 
 function isTransientS3(error: unknown): boolean {
@@ -53,19 +50,30 @@ const isMissing = (error: unknown): boolean => {
 /** Any S3-compatible object store, through @aws-sdk/client-s3. */
 export class S3Store implements ObjectStore {
   readonly trusted = false
-  private readonly client: S3Client
+  readonly locality = 'remote'
+  private connecting: Promise<{ sdk: Sdk; client: S3Client }> | undefined
   private readonly bucket: string
   private readonly prefix: string
   private readonly partSize: number
 
   constructor(
     readonly name: string,
-    options: S3StoreOptions,
+    private readonly options: S3StoreOptions,
   ) {
     this.bucket = options.bucket
     this.prefix = options.prefix ?? ''
     this.partSize = options.partSize ?? 8 * 1024 * 1024
-    this.client = new S3Client({
+  }
+
+  private connect(): Promise<{ sdk: Sdk; client: S3Client }> {
+    this.connecting ??= this.createClient()
+    return this.connecting
+  }
+
+  private async createClient(): Promise<{ sdk: Sdk; client: S3Client }> {
+    const sdk = await loadSdk()
+    const options = this.options
+    const client = new sdk.S3Client({
       region: options.region ?? 'us-east-1',
       endpoint: options.endpoint,
       forcePathStyle: options.forcePathStyle,
@@ -75,6 +83,7 @@ export class S3Store implements ObjectStore {
       credentials:
         options.accessKeyId && options.secretAccessKey ? { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey } : undefined,
     })
+    return { sdk, client }
   }
 
   private key(key: string): string {
@@ -104,7 +113,8 @@ export class S3Store implements ObjectStore {
       ? `bytes=${range.offset}-${range.length === undefined ? '' : range.offset + range.length - 1}`
       : undefined
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey, Range: header }), {
+      const { sdk, client } = await this.connect()
+      const response = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: objectKey, Range: header }), {
         abortSignal: options?.signal,
       })
       let body: AsyncIterable<Uint8Array> = (response.Body as Readable | undefined) ?? Readable.from([])
@@ -133,7 +143,8 @@ export class S3Store implements ObjectStore {
   async head(key: string, options?: { signal?: AbortSignal }): Promise<number | undefined> {
     const objectKey = this.key(key)
     try {
-      const response = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }), { abortSignal: options?.signal })
+      const { sdk, client } = await this.connect()
+      const response = await client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }), { abortSignal: options?.signal })
       return response.ContentLength ?? 0
     } catch (error) {
       if (isMissing(error)) return undefined
@@ -141,19 +152,21 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async put(key: string, body: Body, options?: { signal?: AbortSignal }): Promise<void> {
+  async put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
     const objectKey = this.key(key)
     try {
-      if (body instanceof Uint8Array && body.length <= this.partSize) {
-        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: body, ContentLength: body.length }), {
+      const { sdk, client } = await this.connect()
+      if (bytes.length <= this.partSize) {
+        await client.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: bytes, ContentLength: bytes.length }), {
           abortSignal: options?.signal,
         })
         return
       }
-      // Multipart: parts are buffered one at a time (queueSize 2), so memory stays bounded.
+      // Large objects go up in parts, two at a time.
+      const { Upload } = await import('@aws-sdk/lib-storage')
       const upload = new Upload({
-        client: this.client,
-        params: { Bucket: this.bucket, Key: objectKey, Body: body instanceof Uint8Array ? body : Readable.from(body) },
+        client,
+        params: { Bucket: this.bucket, Key: objectKey, Body: bytes },
         partSize: this.partSize,
         queueSize: 2,
         leavePartsOnError: false,
@@ -168,7 +181,8 @@ export class S3Store implements ObjectStore {
   async delete(key: string): Promise<void> {
     const objectKey = this.key(key)
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }))
+      const { sdk, client } = await this.connect()
+      await client.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }))
     } catch (error) {
       if (!isMissing(error)) this.fail('delete', key, error)
     }
@@ -180,21 +194,24 @@ export class S3Store implements ObjectStore {
     do {
       let page
       try {
-        page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.prefix}${prefix}`, ContinuationToken: token }),
+        const { sdk, client } = await this.connect()
+        page = await client.send(
+          new sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.prefix}${prefix}`, ContinuationToken: token }),
         )
       } catch (error) {
         this.fail('list', prefix, error)
       }
       for (const object of page.Contents ?? []) {
-        if (object.Key !== undefined) yield { key: object.Key.slice(this.prefix.length), size: object.Size ?? 0 }
+        if (object.Key !== undefined) {
+          yield { key: object.Key.slice(this.prefix.length), size: object.Size ?? 0, modified: object.LastModified?.getTime() ?? 0 }
+        }
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined
     } while (token)
   }
 
-  close(): Promise<void> {
-    this.client.destroy()
-    return Promise.resolve()
+  async close(): Promise<void> {
+    const connected = await this.connecting?.catch(() => undefined)
+    connected?.client.destroy()
   }
 }

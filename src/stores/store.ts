@@ -14,9 +14,16 @@ export interface ReadOptions {
 export interface ListedObject {
   key: string
   size: number
+  /** When the object was last written, in ms since the epoch, by the store's own clock. */
+  modified: number
 }
 
-export type Body = Uint8Array | AsyncIterable<Uint8Array>
+/**
+ * Where a store's bytes live, for callers that tune their reads (window, concurrency,
+ * coalescing): a local disk or memory answers in microseconds, a remote service in
+ * milliseconds per request.
+ */
+export type Locality = 'local' | 'remote'
 
 /**
  * The one contract every backend and wrapper fulfils: opaque keys to bytes.
@@ -29,10 +36,15 @@ export interface ObjectStore {
   readonly name: string
   /** True when bytes read back need no digest check (local disk, memory). */
   readonly trusted: boolean
+  readonly locality: Locality
   get(key: string, options?: ReadOptions): Promise<Buffer | undefined>
   stream(key: string, options?: ReadOptions): Promise<AsyncIterable<Uint8Array> | undefined>
   head(key: string, options?: { signal?: AbortSignal }): Promise<number | undefined>
-  put(key: string, body: Body, options?: { signal?: AbortSignal }): Promise<void>
+  /**
+   * Every object nixcas writes is bounded (chunks packs, records, markers), so a put takes
+   * bytes: any layer may retry, replicate or cache it without buffering a stream itself.
+   */
+  put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void>
   delete(key: string): Promise<void>
   list(prefix: string): AsyncIterable<ListedObject>
   close(): Promise<void>
@@ -85,12 +97,14 @@ export function clipRange(size: number, range: ByteRange | undefined): { start: 
   return { start, end }
 }
 
-export async function toBuffer(body: Body): Promise<Buffer> {
-  if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+export async function toBuffer(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const parts: Uint8Array[] = []
-  for await (const part of body) parts.push(part)
+  for await (const part of source) parts.push(part)
   return Buffer.concat(parts)
 }
+
+/** A Buffer view of bytes, without copying. */
+export const asBuffer = (bytes: Uint8Array): Buffer => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
 
 /** An async iterable over items already at hand. */
 export function iterate<T>(items: Iterable<T>): AsyncIterable<T> {

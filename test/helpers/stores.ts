@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Body, ListedObject, ObjectStore, ReadOptions } from '../../src/stores/store.ts'
+import type { ListedObject, Locality, ObjectStore, ReadOptions } from '../../src/stores/store.ts'
 
 /**
  * Wraps a real store to count its calls and, when asked, add latency: for asserting how
@@ -17,12 +17,14 @@ export class CountingStore implements ObjectStore {
 
   /** Set false to make layers above check digests, as they do for remote stores. */
   trusted: boolean
+  readonly locality: Locality
 
   constructor(
     readonly inner: ObjectStore,
     readonly name = `counting(${inner.name})`,
   ) {
     this.trusted = inner.trusted
+    this.locality = inner.locality
   }
 
   private async read<T>(operation: 'get' | 'stream' | 'head', call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -53,9 +55,9 @@ export class CountingStore implements ObjectStore {
     return this.read('head', () => this.inner.head(key, options), options?.signal)
   }
 
-  put(key: string, body: Body, options?: { signal?: AbortSignal }): Promise<void> {
+  put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
     this.counts.put++
-    return this.inner.put(key, body, options)
+    return this.inner.put(key, bytes, options)
   }
 
   delete(key: string): Promise<void> {

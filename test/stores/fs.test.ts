@@ -22,19 +22,20 @@ t.test('keys cannot leave the root', async (t) => {
 
 t.test('a crash between the temp write and the rename leaves nothing visible', async (t) => {
   const root = await tempDir(t)
-  // A child process starts a slow streamed put and is killed mid-write.
+  // A child process starts a large put (write, then fsync) and is killed as soon as its temp file exists.
   const script = `
     import { FsStore } from ${JSON.stringify(new URL('../../src/stores/fs.ts', import.meta.url).pathname)}
     const store = new FsStore('disk', { path: ${JSON.stringify(root)} })
-    async function* slow() {
-      for (;;) { yield Buffer.alloc(65536, 1); process.stdout.write('.'); await new Promise((r) => setTimeout(r, 5)) }
-    }
-    await store.put('chunks/ab/abcdef', slow())
+    await store.put('chunks/ab/abcdef', Buffer.alloc(512 * 1024 * 1024, 1))
   `
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
-  await new Promise<void>((resolve) => child.stdout.once('data', () => setTimeout(resolve, 100)))
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  for (let polls = 0; polls < 6000; polls++) {
+    if ((await readdir(join(root, '.tmp')).catch(() => [])).length > 0) break
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
   child.kill('SIGKILL')
-  await new Promise((resolve) => child.once('exit', resolve))
+  await exited
   const temps = await readdir(join(root, '.tmp'))
   t.ok(temps.length > 0, 'the killed writer left a temp file behind')
   const store = new FsStore('disk', { path: root })
