@@ -1,9 +1,10 @@
+import type * as S3Sdk from '@aws-sdk/client-s3'
 import type { S3Client } from '@aws-sdk/client-s3'
 import { Readable } from 'node:stream'
 import { StoreError, checkKey, checkPrefix, clipRange, sliceStream, toBuffer, type ListedObject, type ObjectStore, type ReadOptions } from './store.ts'
 
 /** The SDK is large: it is loaded when an S3 store is first used, never by configurations without one. */
-type Sdk = typeof import('@aws-sdk/client-s3')
+type Sdk = typeof S3Sdk
 let sdkLoading: Promise<Sdk> | undefined
 const loadSdk = (): Promise<Sdk> => (sdkLoading ??= import('@aws-sdk/client-s3'))
 
