@@ -4,41 +4,39 @@ import { writeFile } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
 import { Command } from 'commander'
-import { dirname } from 'node:path'
 import { pino } from 'pino'
-import { DEFAULT_CONFIG_FILE, readConfigFile, resolveServerConfig, storeConfigOf, type ServeFlags } from './config.ts'
+import { effectiveSettings, packageVersion, prepareServer, resolveConfiguration, resolveServerConfig, settings, settingsReference, type ServeFlags } from './config.ts'
+import { leaves } from './config/setting.ts'
 import { startServer } from './server.ts'
 import { dumpPath } from './fs/dump-path.ts'
-import { composeStores, type StoreStack } from './stores/compose.ts'
 import { readNar } from './nix/nar-reader.ts'
 import { writeNar } from './nix/nar-writer.ts'
 import { encodeNixbase32 } from './nix/nixbase32.ts'
 import { formatPublicKey, formatSecretKey, generateSecretKey } from './nix/signing.ts'
 
-async function loadStores(options: { config?: string; store?: string }): Promise<StoreStack> {
-  const logger = pino({ level: 'warn' }, pino.destination(2))
-  if (options.store !== undefined) return composeStores({ stores: {}, root: options.store }, { logger })
-  const file = options.config ?? DEFAULT_CONFIG_FILE
-  return composeStores(storeConfigOf(await readConfigFile(file), file), { logger, baseDir: dirname(file) })
-}
-
 const program = new Command()
   .name('nixcas')
   .description('An HTTP Nix binary cache backed by chunked, content-addressed storage')
+  .version(packageVersion())
   .showHelpAfterError()
 
-program
+const CONFIG_FLAG = ['--config <file>', 'YAML or JSON configuration [env NIXCAS_CONFIG]'] as const
+
+const serve = program
   .command('serve')
   .description('serve a binary cache over HTTP (default: 127.0.0.1:5000, an fs store under ./data)')
-  .option('--listen <host:port>', 'where to listen [env NIXCAS_LISTEN]')
-  .option('--store <url>', 'a store URL: file://…, s3://…, gs://…, memory:// [env NIXCAS_STORE]')
-  .option('--config <file>', 'YAML or JSON configuration [env NIXCAS_CONFIG]')
-  .option('--signing-key <file>', 'Nix secret key file to sign narinfos with; repeatable [env NIXCAS_SIGNING_KEYS, comma-separated]', (file: string, files: string[] = []) => [...files, file])
-  .option('--priority <n>', 'Priority in nix-cache-info [env NIXCAS_PRIORITY]')
+  .option(...CONFIG_FLAG)
   .action(async (flags: ServeFlags) => {
-    if (flags.store !== undefined && flags.config !== undefined) throw new Error('give --store or --config, not both')
     await startServer(await resolveServerConfig(flags))
   })
+// The flags of serve come from the settings table; see `nixcas config docs`.
+for (const { setting } of leaves(settings)) {
+  const { flag, doc, env, kind } = setting.declaration
+  if (flag === undefined) continue
+  const help = `${doc}${kind.repeatable ? ' Repeatable.' : ''}${env === undefined ? '' : ` [env ${env}]`}`
+  if (kind.repeatable) serve.option(flag, help, (value: string, values: string[] = []) => [...values, value])
+  else serve.option(flag, help)
+}
 
 program
   .command('keygen')
@@ -89,17 +87,40 @@ nar
     process.stdout.write(`ok: ${size} bytes, sha256:${encodeNixbase32(hash.digest())}\n`)
   })
 
-program
-  .command('config')
-  .description('check a store configuration')
+const config = program.command('config').description('check the configuration, print its reference')
+
+config
   .command('check')
-  .description('build the store composition from a config file or URL and print it, without touching any store')
-  .option('--config <file>', 'YAML or JSON configuration')
-  .option('--store <url>', 'a store URL instead of a file')
-  .action(async (options: { config?: string; store?: string }) => {
-    const stack = await loadStores(options)
-    process.stdout.write(`${stack.describe().join('\n')}\n`)
-    await stack.close()
+  .description('resolve the configuration as serve does, check keys and the store composition without touching any store, and print them')
+  .option(...CONFIG_FLAG)
+  .option('--store <url>', 'a store URL instead of a file [env NIXCAS_STORE]')
+  .action(async (flags: ServeFlags) => {
+    const { config: resolved, values, origins, file } = await resolveConfiguration(flags)
+    const { keys, stack } = await prepareServer(resolved, { logger: pino({ level: 'warn' }, pino.destination(2)) })
+    try {
+      const lines = [
+        `configuration file: ${file ?? 'none'}`,
+        '',
+        'settings:',
+        ...effectiveSettings(settings, values, origins).map((line) => `  ${line}`),
+        '',
+        `signing keys: ${keys.signingKeys.map((key) => key.name).join(', ') || 'none'}`,
+        `trusted upload keys: ${keys.trustedUploadKeys.map((key) => key.name).join(', ') || 'none'}`,
+        '',
+        `store composition (root ${stack.root.name}):`,
+        ...stack.describe().map((line) => `  ${line}`),
+      ]
+      process.stdout.write(`${lines.join('\n')}\n`)
+    } finally {
+      await stack.close()
+    }
+  })
+
+config
+  .command('docs')
+  .description('print the reference of every setting, in markdown')
+  .action(() => {
+    process.stdout.write(settingsReference(settings))
   })
 
 program.parseAsync().catch((error: unknown) => {

@@ -1,50 +1,21 @@
-import { readFile } from 'node:fs/promises'
 import { pino, type Logger } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, type AppOptions } from './app.ts'
 import type { ServerConfig } from './config.ts'
-import { NixcasError } from './errors.ts'
+import { prepareServer } from './config/prepare.ts'
 import { ByteBudget } from './budget.ts'
 import { AccessPolicy } from './http/auth.ts'
 import { Metrics } from './metrics.ts'
-import { parsePublicKey, parseSecretKey, type SecretKey } from './nix/signing.ts'
 import { PrefetchStats } from './render/prefetcher.ts'
 import { BinaryCache } from './services/binary-cache.ts'
 import { Cas } from './services/cas.ts'
-import { composeStores } from './stores/compose.ts'
 import { InstrumentedStore } from './stores/instrumented.ts'
-
-async function readSigningKey(file: string): Promise<SecretKey> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (cause) {
-    throw new NixcasError('BAD_CONFIG', `signing key ${file}: ${(cause as Error).message}`, { cause })
-  }
-  try {
-    return parseSecretKey(text)
-  } catch (cause) {
-    throw new NixcasError('BAD_CONFIG', `signing key ${file}: ${(cause as Error).message}`, { cause })
-  }
-}
 
 /** Everything the app needs, built from configuration: stores, keys, services. */
 export async function appOptionsFrom(config: ServerConfig, logger: Logger): Promise<AppOptions> {
   const metrics = new Metrics()
-  const signingKeys = await Promise.all(config.signingKeyFiles.map(readSigningKey))
-  const trustedUploadKeys = config.trustedUploadKeys.map((text, index) => {
-    try {
-      return parsePublicKey(text)
-    } catch (cause) {
-      throw new NixcasError('BAD_CONFIG', `configuration field "trustedUploadKeys[${index}]": ${(cause as Error).message}`, { cause })
-    }
-  })
-  if (config.requireUploadSignature && trustedUploadKeys.length === 0) {
-    throw new NixcasError('BAD_CONFIG', 'configuration field "requireUploadSignature": needs at least one key in "trustedUploadKeys"')
-  }
-  const stack = composeStores(config.stores, {
+  const { keys: { signingKeys, trustedUploadKeys }, stack } = await prepareServer(config, {
     logger,
-    baseDir: config.baseDir,
     instrument: (store) => new InstrumentedStore(store, metrics.storeRequests, metrics.storeErrors),
     onRetry: (store, operation) => metrics.storeRetries.inc({ store, operation }),
   })

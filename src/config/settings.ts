@@ -1,0 +1,91 @@
+import { isAbsolute } from 'node:path'
+import type { InstanceConfig } from '../stores/compose.ts'
+import { boolean, custom, duration, fileList, integer, listenAddress, oneOf, size, string, stringList, userMap } from './kinds.ts'
+import { setting } from './setting.ts'
+
+const MiB = 2 ** 20
+
+/** Named store instances; compose.ts checks each one, since each type has its own options. */
+const storeInstances = custom<Record<string, InstanceConfig>>({
+  describe: 'mapping of named store instances (see "A store is a URL" above)',
+  parse(raw, field) {
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return field.fail('expected a mapping of named store instances')
+    return raw as Record<string, InstanceConfig>
+  },
+  format: (value) => Object.keys(value).join(', ') || '{}',
+})
+
+const storeRoot = custom<string | InstanceConfig>({
+  describe: 'store name, URL or inline definition',
+  parse(raw, field) {
+    if (typeof raw === 'string' && raw.length > 0) return raw
+    if (raw && typeof raw === 'object' && !Array.isArray(raw)) return raw as InstanceConfig
+    return field.fail('expected the name of a store, a store URL or an inline definition')
+  },
+  format: (value) => (typeof value === 'string' ? value : JSON.stringify(value)),
+})
+
+/**
+ * Every setting of `nixcas serve`, once: its place in the file, kind, default,
+ * environment variable, flag and bounds. Resolution, `config check`, `config docs`,
+ * the flags of `serve` and the ServerConfig type all derive from this table, so a new
+ * setting is one entry here. Sections nest as they do in the file.
+ */
+export const settings = {
+  listen: setting({ kind: listenAddress, default: { host: '127.0.0.1', port: 5000 }, env: 'NIXCAS_LISTEN', flag: '--listen <host:port>', doc: 'Where to listen.' }),
+  root: setting({
+    kind: storeRoot,
+    required: true,
+    env: 'NIXCAS_STORE',
+    flag: '--store <url>',
+    doc: 'The store that serves requests: a name from `stores`, a store URL (file://…, s3://…, gs://…, memory://) or an inline definition. From the environment or a flag it is a URL and `stores` is not read.',
+  }),
+  stores: setting({ kind: storeInstances, default: {}, doc: 'Named store instances that refer to each other.' }),
+  storeDir: setting({
+    kind: string,
+    default: '/nix/store',
+    env: 'NIXCAS_STORE_DIR',
+    doc: 'The Nix store directory in nix-cache-info and narinfos.',
+    check: (value) => (isAbsolute(value) ? undefined : 'must be an absolute path'),
+  }),
+  priority: setting({ kind: integer, default: 40, env: 'NIXCAS_PRIORITY', flag: '--priority <n>', doc: 'Priority in nix-cache-info (lower is preferred).' }),
+  signingKeys: setting({
+    kind: fileList,
+    default: [],
+    env: 'NIXCAS_SIGNING_KEYS',
+    flag: '--signing-key <file>',
+    doc: 'Nix secret key files (nixcas keygen, nix-store --generate-binary-cache-key) to sign narinfos with.',
+  }),
+  trustedUploadKeys: setting({ kind: stringList, default: [], env: 'NIXCAS_TRUSTED_UPLOAD_KEYS', doc: 'Public keys (`name:base64`) that may sign uploaded narinfos.' }),
+  requireUploadSignature: setting({
+    kind: boolean,
+    default: false,
+    env: 'NIXCAS_REQUIRE_UPLOAD_SIGNATURE',
+    doc: 'Refuse uploaded narinfos not signed by one of `trustedUploadKeys`.',
+  }),
+  auth: {
+    writeTokens: setting({ kind: stringList, default: [], secret: true, env: 'NIXCAS_WRITE_TOKENS', doc: 'Tokens allowed to upload, as `Bearer <token>` or a Basic password. With no write credentials, only a loopback-only server accepts uploads.' }),
+    writeUsers: setting({ kind: userMap, default: {}, secret: true, env: 'NIXCAS_WRITE_USERS', doc: 'Basic auth users allowed to upload.' }),
+    readTokens: setting({ kind: stringList, default: [], secret: true, env: 'NIXCAS_READ_TOKENS', doc: 'Tokens allowed to read; with no read credentials reads are public (write credentials can read too).' }),
+    readUsers: setting({ kind: userMap, default: {}, secret: true, env: 'NIXCAS_READ_USERS', doc: 'Basic auth users allowed to read.' }),
+  },
+  narinfoMaxAge: setting({ kind: duration('s'), default: 3600, env: 'NIXCAS_NARINFO_MAX_AGE', doc: 'Cache-Control max-age of narinfos, for CDNs.' }),
+  notFoundMaxAge: setting({ kind: duration('s'), default: 60, env: 'NIXCAS_NOT_FOUND_MAX_AGE', doc: 'Cache-Control max-age of 404 answers.' }),
+  windowBytes: setting({ kind: size, default: 16 * MiB, min: MiB, env: 'NIXCAS_WINDOW_BYTES', doc: 'Read-ahead of one NAR response.' }),
+  maxRequests: setting({ kind: integer, default: 32, min: 1, env: 'NIXCAS_MAX_REQUESTS', doc: 'Chunk requests in flight for one NAR response.' }),
+  maxNarSize: setting({ kind: size, min: 1, env: 'NIXCAS_MAX_NAR_SIZE', doc: 'Largest NAR accepted for upload; unlimited when unset.' }),
+  uploadBytesInFlight: setting({ kind: size, default: 64 * MiB, min: MiB, env: 'NIXCAS_UPLOAD_BYTES_IN_FLIGHT', doc: 'Bytes one upload may hold before it waits for the store.' }),
+  totalUploadBytes: setting({ kind: size, default: 256 * MiB, min: MiB, env: 'NIXCAS_TOTAL_UPLOAD_BYTES', doc: 'Bytes all uploads together may hold.' }),
+  totalWindowBytes: setting({ kind: size, default: 512 * MiB, min: MiB, env: 'NIXCAS_TOTAL_WINDOW_BYTES', doc: 'Bytes all NAR read-ahead windows together may hold.' }),
+  narinfoCacheEntries: setting({ kind: integer, default: 100_000, env: 'NIXCAS_NARINFO_CACHE_ENTRIES', doc: 'Narinfos kept in memory.' }),
+  compressNars: setting({ kind: boolean, default: true, env: 'NIXCAS_COMPRESS_NARS', doc: 'Compress NAR responses when the client accepts it.' }),
+  pressure: {
+    maxEventLoopDelay: setting({ kind: duration('ms'), default: 1000, env: 'NIXCAS_PRESSURE_MAX_EVENT_LOOP_DELAY', doc: 'Shed load (503) above this event loop delay; 0 turns it off.' }),
+    maxHeapUsedBytes: setting({ kind: size, default: 0, env: 'NIXCAS_PRESSURE_MAX_HEAP_USED_BYTES', doc: 'Shed load above this heap size; 0 turns it off.' }),
+    maxRssBytes: setting({ kind: size, default: 0, env: 'NIXCAS_PRESSURE_MAX_RSS_BYTES', doc: 'Shed load above this resident set size; 0 turns it off.' }),
+    retryAfter: setting({ kind: duration('s'), default: 10, min: 1, env: 'NIXCAS_PRESSURE_RETRY_AFTER', doc: 'Retry-After of a shed request.' }),
+  },
+  // setTimeout fires at once for delays above 2^31-1 ms.
+  shutdownTimeout: setting({ kind: duration('ms'), default: 10_000, max: 2 ** 31 - 1, env: 'NIXCAS_SHUTDOWN_TIMEOUT', doc: 'How long requests in flight may take to finish on SIGINT/SIGTERM.' }),
+  logLevel: setting({ kind: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), default: 'info', env: 'NIXCAS_LOG_LEVEL', doc: 'Least severe level logged.' }),
+}
