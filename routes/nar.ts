@@ -7,8 +7,8 @@ import { parseRange } from '../src/http/range.ts'
 import { sendNotFound } from '../src/http/send.ts'
 import { formatNixHash } from '../src/nix/hash.ts'
 import { requireWrite } from '../src/plugins/access.ts'
-import { renderNar, type NarRange } from '../src/render/render.ts'
-import { NAR_HASH, type ServableNar } from '../src/services/binary-cache.ts'
+import type { NarRange } from '../src/render/render.ts'
+import { NAR_HASH, type ServableNar } from '../src/cache/nar-service.ts'
 
 type NarRequest = FastifyRequest<{ Params: { file: string } }>
 
@@ -39,7 +39,7 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
 
   const lookup = async (request: NarRequest): Promise<{ nar: ServableNar; etag: string } | undefined> => {
     const hash = servedHash(request.params.file)
-    const nar = hash === undefined ? undefined : await fastify.cache.nar(hash)
+    const nar = hash === undefined ? undefined : await fastify.nars.find(hash)
     return nar && hash ? { nar, etag: `"${hash}"` } : undefined
   }
 
@@ -49,7 +49,7 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
     handler: async (request, reply) => {
       // The index knows the size: no need to lay the NAR out.
       const hash = servedHash(request.params.file)
-      const found = hash === undefined ? undefined : await fastify.cache.narEntry(hash)
+      const found = hash === undefined ? undefined : await fastify.nars.entry(hash)
       if (found) {
         narHeaders(reply, `"${hash}"`)
         return reply.header('content-length', found.entry.narSize).send()
@@ -74,13 +74,7 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
     const wanted: NarRange = range ?? { start: 0, end: size }
     const signal = clientGone(request, reply)
     const served = fastify.metrics.bytesServed
-    const body = renderNar(fastify.cache.cas, nar.layout, wanted, {
-      windowBytes: fastify.settings.windowBytes,
-      maxRequests: fastify.settings.maxRequests,
-      signal,
-      stats: fastify.prefetchStats,
-      budget: fastify.settings.renderBudget,
-    })
+    const body = fastify.nars.render(nar, wanted, signal)
     async function* counted(): AsyncGenerator<Uint8Array> {
       for await (const chunk of body) {
         served.inc({ route: 'nar' }, chunk.length)

@@ -9,7 +9,7 @@ import { directoryNarSize, narSizeOf, type CasNode, type DirectoryEntry } from '
 import { encodePack, type PackRecord } from '../castore/pack.ts'
 import { sha256Hash, type NixHash } from '../nix/hash.ts'
 import { readNar } from '../nix/nar-reader.ts'
-import type { Cas } from '../services/cas.ts'
+import type { Cas } from '../cas/cas.ts'
 import { UploadPool } from './upload-pool.ts'
 
 export interface IngestOptions {

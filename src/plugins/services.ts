@@ -1,25 +1,22 @@
 import fp from 'fastify-plugin'
-import type { ByteBudget } from '../budget.ts'
 import type { FastifyInstance } from 'fastify'
 import type { AccessPolicy } from '../http/auth.ts'
 import type { Metrics } from '../metrics.ts'
 import type { PrefetchStats } from '../render/prefetcher.ts'
-import type { BinaryCache } from '../services/binary-cache.ts'
+import type { BinaryCache } from '../cache/binary-cache.ts'
+import type { NarService } from '../cache/nar-service.ts'
 import type { StoreStack } from '../stores/compose.ts'
 
-/** How routes answer: cache lifetimes, prefetch window, NAR compression. */
+/** How routes answer: cache lifetimes and NAR compression. */
 export interface HttpSettings {
   narinfoMaxAge: number
   notFoundMaxAge: number
-  windowBytes: number
-  maxRequests: number
   compressNars: boolean
-  /** Bounds the windows of all NAR responses together. */
-  renderBudget: ByteBudget
 }
 
 export interface ServicesOptions {
   cache: BinaryCache
+  nars: NarService
   stack: StoreStack
   metrics: Metrics
   prefetchStats: PrefetchStats
@@ -30,6 +27,7 @@ export interface ServicesOptions {
 declare module 'fastify' {
   interface FastifyInstance {
     cache: BinaryCache
+    nars: NarService
     stores: StoreStack
     metrics: Metrics
     prefetchStats: PrefetchStats
@@ -42,6 +40,7 @@ declare module 'fastify' {
 export default fp(
   async function services(fastify: FastifyInstance, options: ServicesOptions) {
     fastify.decorate('cache', options.cache)
+    fastify.decorate('nars', options.nars)
     fastify.decorate('stores', options.stack)
     fastify.decorate('metrics', options.metrics)
     fastify.decorate('prefetchStats', options.prefetchStats)

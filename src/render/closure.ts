@@ -3,7 +3,7 @@ import { digestHex, type Digest } from '../castore/digest.ts'
 import { decodeDirectory } from '../castore/directory.ts'
 import { checkManifestSize, decodeManifest, type ChunkRef } from '../castore/manifest.ts'
 import type { CasNode, DirectoryEntry } from '../castore/node.ts'
-import type { Cas } from '../services/cas.ts'
+import type { Cas } from '../cas/cas.ts'
 import type { FileNode, TreeSource } from './layout.ts'
 
 /** How many directories or manifests are fetched at once when there is no pack. */

@@ -2,7 +2,7 @@ import type { ByteBudget } from '../budget.ts'
 import { NixcasError } from '../errors.ts'
 import { DigestStream, digestHex, digestsEqual } from '../castore/digest.ts'
 import type { ChunkRef } from '../castore/manifest.ts'
-import type { Cas } from '../services/cas.ts'
+import type { Cas } from '../cas/cas.ts'
 import { segmentAt, type Layout, type Segment } from './layout.ts'
 import { prefetch, type FetchJob, type PrefetchStats } from './prefetcher.ts'
 

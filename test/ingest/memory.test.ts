@@ -4,7 +4,7 @@ import { ingestNar } from '../../src/ingest/ingest.ts'
 import { loadClosure } from '../../src/render/closure.ts'
 import { layoutNar } from '../../src/render/layout.ts'
 import { renderNar } from '../../src/render/render.ts'
-import { Cas } from '../../src/services/cas.ts'
+import { Cas } from '../../src/cas/cas.ts'
 import { FsStore } from '../../src/stores/fs.ts'
 import { tempDir } from '../helpers/trees.ts'
 

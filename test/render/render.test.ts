@@ -7,7 +7,8 @@ import { encodeManifest } from '../../src/castore/manifest.ts'
 import { loadClosure } from '../../src/render/closure.ts'
 import { layoutNar } from '../../src/render/layout.ts'
 import { renderNar } from '../../src/render/render.ts'
-import { Cas, casKeys } from '../../src/services/cas.ts'
+import { Cas } from '../../src/cas/cas.ts'
+import { keys } from '../../src/cas/keys.ts'
 import { MemoryStore } from '../../src/stores/memory.ts'
 import { ingestPath, renderToBuffer } from '../helpers/cas.ts'
 import { CountingStore } from '../helpers/stores.ts'
@@ -45,7 +46,7 @@ t.test('the closure costs one round trip with a pack, a few levels without', asy
   const { store, cas, result, nar } = await goldenCas(t)
   t.equal((await loadClosure(cas, result.root)).roundTrips, 1)
   if (result.root.type === 'symlink') throw new Error('unexpected root')
-  await store.delete(casKeys.pack(result.root.digest))
+  await store.delete(keys.closurePack(result.root.digest))
   const closure = await loadClosure(cas, result.root)
   t.ok(closure.roundTrips > 2 && closure.roundTrips <= 24, `without the pack: ${closure.roundTrips} round trips, one per tree level`)
   t.ok((await collect(renderNar(cas, layoutNar(result.root, closure)))).equals(nar))
@@ -58,7 +59,7 @@ t.test('a missing or corrupt chunk fails the render with a typed error', async (
   if (file?.kind !== 'file') throw new Error('no file in the golden tree')
   const chunk = file.chunks[0]
   if (!chunk) throw new Error('no chunk')
-  const key = casKeys.chunk(chunk.digest)
+  const key = keys.chunk(chunk.digest)
   const original = (await store.get(key)) as Buffer
 
   await store.delete(key)

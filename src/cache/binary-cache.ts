@@ -11,9 +11,10 @@ import { decodeNixbase32, encodeNixbase32 } from '../nix/nixbase32.ts'
 import type { PublicKey, SecretKey } from '../nix/signing.ts'
 import { isStorePathHash, parseStorePath } from '../nix/store-path.ts'
 import { loadClosure } from '../render/closure.ts'
-import { layoutNar, type Layout } from '../render/layout.ts'
 import { listing } from '../render/listing.ts'
-import type { Cas } from './cas.ts'
+import type { Cas } from '../cas/cas.ts'
+import { keys } from '../cas/keys.ts'
+import { NAR_HASH } from './nar-service.ts'
 
 export interface BinaryCacheOptions {
   storeDir: string
@@ -25,21 +26,12 @@ export interface BinaryCacheOptions {
   narinfoCacheEntries: number
 }
 
-/** A NAR the cache can serve: its tree laid out, its hash and size known. */
-export interface ServableNar {
-  narHash: NixHash
-  layout: Layout
-}
 
-const UPLOAD_PREFIX = 'uploads'
-/** NAR layouts kept in memory, counted in segments (about two per file). */
-const LAYOUT_CACHE_SEGMENTS = 250_000
+const narHashOf = (base32: string): NixHash => ({ algorithm: 'sha256', digest: decodeNixbase32(base32, 32) })
 
 function checkStorePathHash(hash: string): void {
   if (!isStorePathHash(hash)) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(hash)} is not a store path hash (32 nixbase32 characters)`)
 }
-/** A sha256 in nixbase32: how NARs are named. */
-export const NAR_HASH = /^[0-9a-df-np-sv-z]{52}$/
 
 /**
  * The binary cache on top of the castore: narinfos (rendered, signed, cached), NAR
@@ -48,13 +40,6 @@ export const NAR_HASH = /^[0-9a-df-np-sv-z]{52}$/
 export class BinaryCache {
   /** Rendered narinfo text by store path hash; short-lived so replicas converge. */
   private readonly narinfos: LRUCache<string, string>
-  /** NARs are immutable, so a popular one is laid out once, not on every request. */
-  private readonly layouts = new LRUCache<string, ServableNar>({
-    maxSize: LAYOUT_CACHE_SEGMENTS,
-    maxEntrySize: LAYOUT_CACHE_SEGMENTS,
-    sizeCalculation: (nar) => nar.layout.segments.length + 1,
-  })
-
   constructor(
     readonly cas: Cas,
     private readonly options: BinaryCacheOptions,
@@ -136,25 +121,6 @@ export class BinaryCache {
     this.narinfos.delete(hash)
   }
 
-  /** What the index knows of the NAR whose sha256 is `narHashBase32`: one small read. */
-  async narEntry(narHashBase32: string): Promise<{ narHash: NixHash; entry: NarIndexEntry } | undefined> {
-    if (!NAR_HASH.test(narHashBase32)) return undefined
-    const narHash: NixHash = { algorithm: 'sha256', digest: decodeNixbase32(narHashBase32, 32) }
-    const entry = await this.cas.getNarIndex(narHash)
-    return entry && { narHash, entry }
-  }
-
-  /** The NAR whose sha256 is `narHashBase32`, laid out and ready to render; undefined if unknown. */
-  async nar(narHashBase32: string, signal?: AbortSignal): Promise<ServableNar | undefined> {
-    const cached = this.layouts.get(narHashBase32)
-    if (cached) return cached
-    const found = await this.narEntry(narHashBase32)
-    if (found === undefined) return undefined
-    const nar = { narHash: found.narHash, layout: layoutNar(found.entry.root, await loadClosure(this.cas, found.entry.root, signal)) }
-    this.layouts.set(narHashBase32, nar)
-    return nar
-  }
-
   /** The `.ls` listing of a store path, or undefined. */
   async listing(hash: string): Promise<ReturnType<typeof listing> | undefined> {
     checkStorePathHash(hash)
@@ -165,14 +131,14 @@ export class BinaryCache {
   private uploadKey(name: string): string {
     const parsed = parseNarFileName(name)
     if (!parsed) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(name)} is not <name>.nar[.xz|.zst|.bz2]`)
-    return `${UPLOAD_PREFIX}/${parsed.stem.slice(0, 2)}/${name}`
+    return keys.upload(parsed.stem, name)
   }
 
   /** Whether a NAR was uploaded under this file name (Nix HEADs before it PUTs). */
   async hasUpload(name: string): Promise<boolean> {
     const parsed = parseNarFileName(name)
     if (!parsed) return false
-    if (parsed.compression === 'none' && (await this.narEntry(parsed.stem)) !== undefined) return true
+    if (parsed.compression === 'none' && NAR_HASH.test(parsed.stem) && (await this.cas.getNarIndex(narHashOf(parsed.stem))) !== undefined) return true
     return (await this.cas.store.head(this.uploadKey(name))) !== undefined
   }
 
@@ -182,7 +148,7 @@ export class BinaryCache {
     if (!parsed) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(name)} is not <name>.nar[.xz|.zst|.bz2]`)
     const result = await ingestNar(this.cas, decompress(body, parsed.compression), { ...this.options.ingest, signal })
     // A plain `.nar` named by its NAR hash must be that NAR.
-    if (parsed.compression === 'none' && NAR_HASH.test(parsed.stem) && !hashesEqual(result.narHash, { algorithm: 'sha256', digest: decodeNixbase32(parsed.stem, 32) })) {
+    if (parsed.compression === 'none' && NAR_HASH.test(parsed.stem) && !hashesEqual(result.narHash, narHashOf(parsed.stem))) {
       throw new NixcasError('BAD_REQUEST', `the uploaded NAR's hash ${encodeNixbase32(result.narHash.digest)} does not match its name`)
     }
     await this.cas.store.put(this.uploadKey(name), Buffer.from(encodeNixbase32(result.narHash.digest)))

@@ -1,0 +1,79 @@
+import { LRUCache } from 'lru-cache'
+import type { ByteBudget } from '../budget.ts'
+import type { Cas } from '../cas/cas.ts'
+import type { NarIndexEntry } from '../castore/path-info.ts'
+import type { NixHash } from '../nix/hash.ts'
+import { decodeNixbase32 } from '../nix/nixbase32.ts'
+import { loadClosure } from '../render/closure.ts'
+import { layoutNar, type Layout } from '../render/layout.ts'
+import type { PrefetchStats } from '../render/prefetcher.ts'
+import { renderNar, type NarRange } from '../render/render.ts'
+
+/** A sha256 in nixbase32: how NARs are named. */
+export const NAR_HASH = /^[0-9a-df-np-sv-z]{52}$/
+
+/** NAR layouts kept in memory, counted in segments (about two per file). */
+const LAYOUT_CACHE_SEGMENTS = 250_000
+
+export interface NarServiceOptions {
+  /** Bytes fetched ahead of one client (W). */
+  windowBytes: number
+  /** Store requests in flight for one client (C). */
+  maxRequests: number
+  /** Bounds the windows of every response together. */
+  budget: ByteBudget
+  stats: PrefetchStats
+}
+
+/** A NAR the cache can serve: its tree laid out, its hash and size known. */
+export interface ServableNar {
+  narHash: NixHash
+  layout: Layout
+}
+
+/**
+ * NARs by hash: lookups (one small read for a HEAD), layouts (cached: NARs are immutable),
+ * and rendering with the window, request limit and shared byte budget of the server.
+ */
+export class NarService {
+  private readonly layouts = new LRUCache<string, ServableNar>({
+    maxSize: LAYOUT_CACHE_SEGMENTS,
+    maxEntrySize: LAYOUT_CACHE_SEGMENTS,
+    sizeCalculation: (nar) => nar.layout.segments.length + 1,
+  })
+
+  constructor(
+    readonly cas: Cas,
+    private readonly options: NarServiceOptions,
+  ) {}
+
+  /** What the index knows of the NAR whose sha256 is `narHashBase32`: one small read. */
+  async entry(narHashBase32: string): Promise<{ narHash: NixHash; entry: NarIndexEntry } | undefined> {
+    if (!NAR_HASH.test(narHashBase32)) return undefined
+    const narHash: NixHash = { algorithm: 'sha256', digest: decodeNixbase32(narHashBase32, 32) }
+    const entry = await this.cas.getNarIndex(narHash)
+    return entry && { narHash, entry }
+  }
+
+  /** The NAR whose sha256 is `narHashBase32`, laid out and ready to render; undefined if unknown. */
+  async find(narHashBase32: string, signal?: AbortSignal): Promise<ServableNar | undefined> {
+    const cached = this.layouts.get(narHashBase32)
+    if (cached) return cached
+    const found = await this.entry(narHashBase32)
+    if (found === undefined) return undefined
+    const nar = { narHash: found.narHash, layout: layoutNar(found.entry.root, await loadClosure(this.cas, found.entry.root, signal)) }
+    this.layouts.set(narHashBase32, nar)
+    return nar
+  }
+
+  /** Streams `range` (default: all) of a NAR; stops fetching when `signal` aborts. */
+  render(nar: ServableNar, range: NarRange | undefined, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+    return renderNar(this.cas, nar.layout, range, {
+      windowBytes: this.options.windowBytes,
+      maxRequests: this.options.maxRequests,
+      signal,
+      stats: this.options.stats,
+      budget: this.options.budget,
+    })
+  }
+}
