@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import { NixcasError } from '../errors.ts'
-import type { NarIndexEntry, PathInfo } from '../castore/path-info.ts'
+import type { PathInfo } from '../castore/path-info.ts'
 import { ingestNar, type IngestOptions, type IngestResult } from '../ingest/ingest.ts'
 import { decompress, parseNarFileName } from '../ingest/decompress.ts'
 import { renderCacheInfo } from '../nix/cache-info.ts'
