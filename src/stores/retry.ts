@@ -15,6 +15,9 @@ export interface RetryOptions {
  * Retries transient failures (5xx, throttling, timeouts, resets) with exponential backoff
  * and full jitter. Absent objects and permanent errors are answers, returned at once.
  * A read that breaks mid-stream resumes from the last byte delivered.
+ *
+ * The logger is expected to be bound to this instance already (`store`, as compose.ts
+ * does for every instance), so a retry line names it once.
  */
 export class RetryStore implements ObjectStore {
   readonly trusted: boolean
@@ -41,7 +44,7 @@ export class RetryStore implements ObjectStore {
     if (!isTransient(error) || failures >= this.attempts || signal?.aborted) throw error
     const delay = Math.round(Math.random() * Math.min(this.maxDelay, this.baseDelay * 2 ** (failures - 1)))
     this.logger.warn(
-      { store: this.name, inner: this.inner.name, operation, key, attempt: failures + 1, delay, err: (error as Error).message },
+      { inner: this.inner.name, operation, key, attempt: failures + 1, delay, err: (error as Error).message },
       'store retry',
     )
     this.options.onRetry?.(operation)
@@ -67,10 +70,16 @@ export class RetryStore implements ObjectStore {
     return source && this.resume(key, options, source)
   }
 
+  /**
+   * Breaks count against the budget only while they make no progress: a long read over a
+   * connection that drops now and then resumes each time (every resume moves forward, so
+   * this ends), while one that fails without delivering a byte gives up like any call.
+   */
   private async *resume(key: string, options: ReadOptions, source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
     let delivered = 0
     let current = source
     for (let failures = 1; ; failures++) {
+      const before = delivered
       try {
         for await (const chunk of current) {
           delivered += chunk.length
@@ -78,6 +87,7 @@ export class RetryStore implements ObjectStore {
         }
         return
       } catch (error) {
+        if (delivered > before) failures = 1
         await this.backoff('stream', key, failures, error, options.signal)
       }
       const range: ByteRange = {

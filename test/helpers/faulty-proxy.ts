@@ -1,6 +1,9 @@
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+
+export type Fate = 'pass' | 'fail' | 'reset' | 'resetMidBody' | 'stall'
 
 export interface Faults {
   /** Share of requests answered 503 at once. */
@@ -11,6 +14,11 @@ export interface Faults {
   resetMidBody?: number
   /** Share of requests never answered. */
   stall?: number
+  /**
+   * The most faults one request (method, URL and Range) meets in a row; the next
+   * attempt passes. Set it below the client's attempts and every request succeeds.
+   */
+  maxFaultsInARow?: number
   /** Every request answered 503: the server is down. */
   down?: boolean
   /** Milliseconds added before each request is forwarded (a far-away server). */
@@ -22,13 +30,41 @@ export interface Faults {
 export interface FaultyProxy {
   endpoint: string
   faults: Faults
-  /** How many requests each fate met. */
-  counts: Record<string, number>
+  /** How many requests met each fate; a body that was too short to cut counts as `pass`. */
+  counts: Partial<Record<Fate, number>>
+}
+
+const FAULTS = ['fail', 'reset', 'resetMidBody', 'stall'] as const
+
+/**
+ * Fates by error diffusion rather than at random: each fault's share accrues as credit
+ * per request and the fault with a whole credit is dealt next. The same requests meet
+ * the same faults on every run, each fault with share p occurs within the first ⌈1/p⌉
+ * requests, and the shares hold exactly over any long run.
+ */
+class Dealer {
+  private readonly credit = new Map<Fate, number>()
+
+  next(faults: Faults): Fate {
+    let chosen: Fate = 'pass'
+    let most = 1 - 1e-9 // shares such as 0.1 do not add up to exactly 1
+    for (const fate of FAULTS) {
+      const credit = (this.credit.get(fate) ?? 0) + (faults[fate] ?? 0)
+      this.credit.set(fate, credit)
+      if (credit >= most) {
+        chosen = fate
+        most = credit
+      }
+    }
+    if (chosen !== 'pass') this.credit.set(chosen, most - 1)
+    return chosen
+  }
 }
 
 /**
  * An HTTP proxy in front of a real server that makes a share of requests fail: 503s,
- * dropped connections (before or mid-body) and stalls. The server behind it is real.
+ * dropped connections (before or mid-body) and stalls. The server behind it is real;
+ * the faults are dealt deterministically (see Dealer), so tests built on it do not flake.
  */
 export async function startFaultyProxy(
   t: { teardown: (fn: () => Promise<void> | void) => void },
@@ -38,22 +74,30 @@ export async function startFaultyProxy(
   const upstream = new URL(target)
   const sockets = new Set<Socket>()
   const proxy: FaultyProxy = { endpoint: '', faults, counts: {} }
+  const dealer = new Dealer()
+  /** Faults in a row per request identity, for maxFaultsInARow. */
+  const streaks = new Map<string, number>()
 
-  const fate = (req: IncomingMessage): string => {
-    const { fail = 0, reset = 0, resetMidBody = 0, stall = 0, down = false, methods } = proxy.faults
+  const identity = (req: IncomingMessage): string => `${req.method} ${req.url} ${req.headers.range ?? ''}`
+
+  const record = (req: IncomingMessage, fate: Fate): void => {
+    proxy.counts[fate] = (proxy.counts[fate] ?? 0) + 1
+    if (fate === 'pass') streaks.delete(identity(req))
+    else streaks.set(identity(req), (streaks.get(identity(req)) ?? 0) + 1)
+  }
+
+  const fate = (req: IncomingMessage): Fate => {
+    const { down = false, methods, maxFaultsInARow = Infinity } = proxy.faults
     if (methods && !methods.includes(req.method ?? '')) return 'pass'
     if (down) return 'fail'
-    let roll = Math.random()
-    for (const [name, share] of [['fail', fail], ['reset', reset], ['resetMidBody', resetMidBody], ['stall', stall]] as const) {
-      if (roll < share) return name
-      roll -= share
-    }
-    return 'pass'
+    if ((streaks.get(identity(req)) ?? 0) >= maxFaultsInARow) return 'pass'
+    return dealer.next(proxy.faults)
   }
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const chosen = fate(req)
-    proxy.counts[chosen] = (proxy.counts[chosen] ?? 0) + 1
+    // A mid-body cut is recorded once the body is known to be long enough to cut.
+    if (chosen !== 'resetMidBody') record(req, chosen)
     if (chosen === 'fail') {
       req.resume()
       res.writeHead(503, { 'content-type': 'application/xml', 'retry-after': '0' })
@@ -69,31 +113,20 @@ export async function startFaultyProxy(
     else forward(req, res, chosen)
   }
 
-  const forward = (req: IncomingMessage, res: ServerResponse, chosen: string): void => {
+  const forward = (req: IncomingMessage, res: ServerResponse, chosen: Fate): void => {
     const upstreamRequest = request(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers)
         const length = Number(answer.headers['content-length'] ?? 0)
-        if (chosen === 'resetMidBody' && req.method !== 'HEAD' && length > 1) {
-          let sent = 0
-          answer.on('data', (chunk: Buffer) => {
-            if (sent + chunk.length >= length / 2) {
-              res.write(chunk.subarray(0, Math.max(0, Math.floor(length / 2) - sent)))
-              res.socket?.destroy()
-              answer.destroy()
-              return
-            }
-            sent += chunk.length
-            res.write(chunk)
-          })
-          return
-        }
-        pipeline(answer, res).catch(() => undefined)
+        const cut = chosen === 'resetMidBody' && req.method !== 'HEAD' && length > 1
+        if (chosen === 'resetMidBody') record(req, cut ? 'resetMidBody' : 'pass')
+        const done = cut ? cutHalfway(answer, res, Math.floor(length / 2)) : pipeline(answer, res)
+        done.catch(() => res.destroy())
       },
     )
     upstreamRequest.on('error', () => res.destroy())
-    pipeline(req, upstreamRequest).catch(() => undefined)
+    pipeline(req, upstreamRequest).catch(() => res.destroy())
   }
 
   const server = createServer(handle)
@@ -111,4 +144,29 @@ export async function startFaultyProxy(
       }),
   )
   return proxy
+}
+
+/**
+ * Sends the first `half` bytes of the answer, waits until they reached the socket, then
+ * drops the connection: the client sees headers and part of the body, never a bare hang-up
+ * (destroying with writes still queued would discard them).
+ */
+async function cutHalfway(answer: IncomingMessage, res: ServerResponse, half: number): Promise<void> {
+  let sent = 0
+  async function* firstHalf(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const chunk of source) {
+      const part = chunk.subarray(0, half - sent)
+      sent += part.length
+      yield part
+      if (sent >= half) return
+    }
+  }
+  const sink = new Writable({
+    write: (chunk: Buffer, _encoding, written) => void res.write(chunk, (error) => written(error ?? null)),
+    final: (finished) => {
+      res.socket?.destroy()
+      finished()
+    },
+  })
+  await pipeline(answer, firstHalf, sink)
 }
