@@ -7,8 +7,9 @@ import { ByteBudget } from './budget.ts'
 import { AccessPolicy } from './http/auth.ts'
 import { Metrics } from './metrics.ts'
 import { PrefetchStats } from './render/prefetcher.ts'
-import { BinaryCache } from './services/binary-cache.ts'
-import { Cas } from './services/cas.ts'
+import { BinaryCache } from './cache/binary-cache.ts'
+import { NarService } from './cache/nar-service.ts'
+import { Cas } from './cas/cas.ts'
 import { InstrumentedStore } from './stores/instrumented.ts'
 
 /** Everything the app needs, built from configuration: stores, keys, services. */
@@ -25,7 +26,9 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
   metrics.gauge('nixcas_upload_budget_bytes', 'Bytes of uploads in flight, over all requests', () => [[{}, uploadBudget.inUse]])
   metrics.gauge('nixcas_prefetch_buffered_bytes', 'Bytes held by NAR prefetch windows (in flight or waiting)', () => [[{}, prefetchStats.buffered]])
   metrics.gauge('nixcas_prefetch_requests_in_flight', 'Chunk requests in flight for NAR responses', () => [[{}, prefetchStats.inFlight]])
-  const cache = new BinaryCache(new Cas(stack.root), {
+  const cas = new Cas(stack.root)
+  const nars = new NarService(cas, { windowBytes: config.windowBytes, maxRequests: config.maxRequests, budget: renderBudget, stats: prefetchStats })
+  const cache = new BinaryCache(cas, {
     storeDir: config.storeDir,
     priority: config.priority,
     signingKeys,
@@ -46,6 +49,7 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
   )
   return {
     cache,
+    nars,
     stack,
     metrics,
     prefetchStats,
@@ -53,10 +57,7 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
     settings: {
       narinfoMaxAge: config.narinfoMaxAge,
       notFoundMaxAge: config.notFoundMaxAge,
-      windowBytes: config.windowBytes,
-      maxRequests: config.maxRequests,
       compressNars: config.compressNars,
-      renderBudget,
     },
     pressure: config.pressure,
   }
