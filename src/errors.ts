@@ -11,6 +11,8 @@ export const errorTable = {
   BAD_KEY: { status: 400, transient: false },
   BAD_SIGNATURE: { status: 400, transient: false },
   BAD_NAR: { status: 400, transient: false },
+  BAD_REALISATION: { status: 400, transient: false },
+  BAD_DEBUGINFO: { status: 400, transient: false },
   BAD_REQUEST: { status: 400, transient: false },
   BAD_RANGE: { status: 416, transient: false },
   FORBIDDEN: { status: 403, transient: false },

@@ -29,7 +29,7 @@ t.test('a narinfo parses and renders back unchanged', async (t) => {
 
 t.test('optional fields and defaults', async (t) => {
   const minimal = parseNarInfo(
-    'StorePath: /nix/store/hsf304jrmqh22x30v2bfvz22ccrmvk1q-x\nURL: nar/a.nar\nNarHash: sha256:1dqscpdnrp93q1q62pp6q26wj5rrr049sn2axcchprzsdchiqlq2\nNarSize: 1\nUnknownField: ignored',
+    'StorePath: /nix/store/hsf304jrmqh22x30v2bfvz22ccrmvk1q-x\nURL: nar/a.nar\nNarHash: sha256:1dqscpdnrp93q1q62pp6q26wj5rrr049sn2axcchprzsdchiqlq2\nNarSize: 1\nUnknownField: ignored\n',
   )
   t.equal(minimal.compression, 'bzip2', 'absent Compression means bzip2')
   t.same(minimal.references, [])
@@ -69,6 +69,72 @@ t.test('malformed narinfos are refused with the line at fault', async (t) => {
     ['bad CA', `${SAMPLE}CA: nonsense\n`, /line 11 \(CA\)/],
   ]
   for (const [label, text, message] of cases) t.throws(() => parseNarInfo(text), { code: 'BAD_NARINFO', message }, label)
+})
+
+t.test('Nix refuses a narinfo whose last line has no newline, and so do we', async (t) => {
+  t.throws(() => parseNarInfo(SAMPLE.trimEnd()), { code: 'BAD_NARINFO', message: /line 10 does not end in a newline/ })
+  t.throws(() => parseNarInfo('StorePath: /nix/store/hsf304jrmqh22x30v2bfvz22ccrmvk1q-x'), { code: 'BAD_NARINFO', message: /line 1 does not end in a newline/ })
+})
+
+t.test('control characters are refused wherever they are, naming the line', async (t) => {
+  const cases: [string, string, RegExp][] = [
+    ['tab in a value', `${SAMPLE}System: x86_64\tlinux\n`, /line 11: control character 0x09 at column 15/],
+    ['CRLF line ends', SAMPLE.replace(/\n/g, '\r\n'), /line 1: control character 0x0d/],
+    ['NUL in URL', SAMPLE.replace('URL: nar/', 'URL: nar/\u0000'), /line 2: control character 0x00 at column 10/],
+    ['DEL in Deriver', SAMPLE.replace('Deriver: ', 'Deriver: \u007f'), /line 9: control character 0x7f/],
+    ['escape in an unknown field', `${SAMPLE}X-Note: \u001b[31mred\n`, /line 11: control character 0x1b/],
+    ['vertical tab in a key', `${SAMPLE}Sy\u000bstem: x\n`, /line 11: control character 0x0b at column 3/],
+    ['form feed in a signature', SAMPLE.replace('Sig: test:', 'Sig: te\fst:'), /line 10: control character 0x0c/],
+  ]
+  for (const [label, text, message] of cases) t.throws(() => parseNarInfo(text), { code: 'BAD_NARINFO', message }, label)
+  t.equal(parseNarInfo(`${SAMPLE}System: ünïcode-λ\n`).system, 'ünïcode-λ', 'non-ASCII text is not a control character')
+})
+
+t.test('Sig lines: well formed, repeated ones collapse, at most maxSignatures distinct', async (t) => {
+  const sig = (i: number): string => `Sig: key-${i}:${Buffer.alloc(64, i).toString('base64')}\n`
+  const base = SAMPLE.replace(/^Sig: .*\n/m, '')
+  const sigs = (n: number): string => Array.from({ length: n }, (_, i) => sig(i)).join('')
+  t.equal(parseNarInfo(base + sigs(32)).signatures.length, 32, '32 by default')
+  t.throws(() => parseNarInfo(base + sigs(33)), { code: 'BAD_NARINFO', message: /line 42 \(Sig\): more than 32 signatures/ })
+  t.equal(parseNarInfo(base + sigs(32) + sig(5) + sig(5)).signatures.length, 32, 'repeats collapse, as in Nix (a set)')
+  t.throws(() => parseNarInfo(base + sigs(3), undefined, { maxSignatures: 2 }), { message: /line 12 \(Sig\): more than 2 signatures/ })
+  t.equal(parseNarInfo(base + sigs(3), '/nix/store', { maxSignatures: 3 }).signatures.length, 3)
+  for (const bad of ['Sig: \n', 'Sig: k:\n', 'Sig: :AAAA\n', 'Sig: a b:' + Buffer.alloc(64).toString('base64') + '\n', `Sig: k:${Buffer.alloc(63).toString('base64')}\n`, 'Sig: k:not base64!\n']) {
+    t.throws(() => parseNarInfo(base + bad), { code: 'BAD_NARINFO', message: /line 10 \(Sig\)/ }, JSON.stringify(bad))
+  }
+})
+
+t.test('CA: once, a content address Nix can parse, or empty for none', async (t) => {
+  const withCa = (ca: string): string => `${SAMPLE}CA: ${ca}\n`
+  const good = [
+    'fixed:r:sha256:1dqscpdnrp93q1q62pp6q26wj5rrr049sn2axcchprzsdchiqlq2',
+    'fixed:sha256:1dqscpdnrp93q1q62pp6q26wj5rrr049sn2axcchprzsdchiqlq2',
+    'text:sha256:1dqscpdnrp93q1q62pp6q26wj5rrr049sn2axcchprzsdchiqlq2',
+    `fixed:sha1:${'ab'.repeat(20)}`,
+    `fixed:git:sha1:${'ab'.repeat(20)}`,
+    `fixed:r:sha512:${Buffer.alloc(64, 9).toString('base64')}`,
+    `fixed:md5:${'0'.repeat(32)}`,
+    `fixed:r:blake3:${'cd'.repeat(32)}`,
+  ]
+  for (const ca of good) t.equal(parseNarInfo(withCa(ca)).ca, ca, ca)
+  t.equal(parseNarInfo(withCa('')).ca, undefined, 'an empty CA means none, as for Nix')
+  const bad = [
+    'fixed:r:sha256:1dqscpdnrp93q1q62pp6q26wj5rrr049sn2axcchprzsdchiqlq',
+    'text:sha1:' + 'ab'.repeat(20),
+    'fixed:r:sha3:' + 'ab'.repeat(32),
+    'fixed:x:sha256:1dqscpdnrp93q1q62pp6q26wj5rrr049sn2axcchprzsdchiqlq2',
+    'sha256:1dqscpdnrp93q1q62pp6q26wj5rrr049sn2axcchprzsdchiqlq2',
+    `fixed:sha1:${'AB'.repeat(20)}`,
+    `fixed:sha256:${'e'.repeat(52)}`,
+  ]
+  for (const ca of bad) t.throws(() => parseNarInfo(withCa(ca)), { code: 'BAD_NARINFO', message: /line 11 \(CA\): CA .* is not a content address/ }, ca)
+  t.throws(() => parseNarInfo(withCa(good[0] ?? '') + `CA: ${good[1] ?? ''}\n`), { code: 'BAD_NARINFO', message: /line 12 \(CA\): CA appears twice/ })
+})
+
+t.test('References: a second line is refused (as Nix does), repeated entries collapse', async (t) => {
+  t.throws(() => parseNarInfo(`${SAMPLE}References: \n`), { code: 'BAD_NARINFO', message: /line 11 \(References\): References appears twice/ })
+  const twice = SAMPLE.replace(/^References: (.*)$/m, 'References: $1  $1')
+  t.same(parseNarInfo(twice).references, ['wpjqh28ynj0kdpgv9bbmhy126hp7rkxf-nixcas-dep'])
 })
 
 t.test('narinfos written by nix copy --to file:// parse and re-render faithfully', { skip: skipWithoutNix }, async (t) => {
