@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 import { createHash } from 'node:crypto'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
 import { Command } from 'commander'
 import { pino } from 'pino'
 import { effectiveSettings, packageVersion, prepareServer, resolveConfiguration, resolveServerConfig, settings, settingsReference, type ServeFlags } from './config.ts'
+import { withReference } from './config/docs.ts'
 import { leaves } from './config/setting.ts'
 import { startServer } from './server.ts'
 import { dumpPath } from './fs/dump-path.ts'
@@ -119,8 +120,10 @@ config
 config
   .command('docs')
   .description('print the reference of every setting, in markdown')
-  .action(() => {
-    process.stdout.write(settingsReference(settings))
+  .option('--write <file>', 'instead, replace the reference between the markers in FILE (README.md)')
+  .action(async (options: { write?: string }) => {
+    if (options.write === undefined) return void process.stdout.write(settingsReference(settings))
+    await writeFile(options.write, withReference(await readFile(options.write, 'utf8'), settingsReference(settings), options.write))
   })
 
 program.parseAsync().catch((error: unknown) => {

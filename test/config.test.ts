@@ -1,7 +1,8 @@
-import { readdir, writeFile } from 'node:fs/promises'
+import { access, readdir, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import t from 'tap'
-import { parseConfigText, readConfigFile, resolveServerConfig, storeConfigOf } from '../src/config.ts'
+import { parseConfigText, prepareServer, readConfigFile, resolveConfiguration, resolveServerConfig, storeConfigOf } from '../src/config.ts'
+import { formatPublicKey, formatSecretKey, generateSecretKey } from '../src/nix/signing.ts'
 import { composeStores } from '../src/stores/compose.ts'
 import { silentLogger } from './helpers/log.ts'
 import { tempDir } from './helpers/trees.ts'
@@ -53,7 +54,7 @@ t.test('bad server configuration names the field', async (t) => {
   const dir = await tempDir(t)
   const write = async (text: string): Promise<string> => {
     const file = join(dir, `c${Math.random()}.yaml`)
-    await writeFile(file, `stores: { m: { type: memory } }\nroot: m\n${text}`)
+    await writeFile(file, text === '' ? 'stores: {}\n' : `stores: { m: { type: memory } }\nroot: m\n${text}`)
     return file
   }
   const cases: [string, Parameters<typeof resolveServerConfig>[0], NodeJS.ProcessEnv, RegExp][] = [
@@ -64,9 +65,72 @@ t.test('bad server configuration names the field', async (t) => {
     ['window too small', { store: 'memory://' }, { NIXCAS_WINDOW_BYTES: '1000' }, /field "windowBytes"/],
     ['bad boolean', { store: 'memory://' }, { NIXCAS_COMPRESS_NARS: 'maybe' }, /field "compressNars"/],
     ['unknown field', { config: await write('colour: red\n') }, {}, /field "colour": unknown field/],
+    ['unknown nested field', { config: await write('pressure: { colour: red }\n') }, {}, /field "pressure\.colour": unknown field .*known here: maxEventLoopDelay, /],
+    ['unknown auth field', { config: await write('auth: { admins: [a] }\n') }, {}, /field "auth\.admins": unknown field/],
+    ['section not a mapping', { config: await write('auth: open\n') }, {}, /field "auth": expected a mapping/],
+    ['duration not a duration', { config: await write('narinfoMaxAge: abc\n') }, {}, /field "narinfoMaxAge": expected a duration/],
+    ['duration finer than its unit', { config: await write('narinfoMaxAge: 1500ms\n') }, {}, /field "narinfoMaxAge": expected a whole number of seconds/],
+    ['bad nested env', { store: 'memory://' }, { NIXCAS_PRESSURE_RETRY_AFTER: '0' }, /field "pressure\.retryAfter": must be at least 1s, got 0 \(from NIXCAS_PRESSURE_RETRY_AFTER\)/],
+    ['timeout beyond setTimeout', { store: 'memory://' }, { NIXCAS_SHUTDOWN_TIMEOUT: '30d' }, /field "shutdownTimeout": must be at most/],
+    ['unknown log level', { store: 'memory://' }, { NIXCAS_LOG_LEVEL: 'loud' }, /field "logLevel": expected one of fatal, /],
+    ['no root', { config: await write('') }, {}, /field "root": is required/],
+    ['both --store and --config', { store: 'memory://', config: await write('') }, {}, /give --store or --config, not both/],
     ['relative store dir', { config: await write('storeDir: nix/store\n') }, {}, /field "storeDir"/],
     ['bad users', { config: await write('auth: { writeUsers: [a] }\n') }, {}, /field "auth.writeUsers"/],
     ['missing file', { config: join(dir, 'missing.yaml') }, {}, /cannot read configuration/],
   ]
   for (const [label, flags, env, message] of cases) await t.rejects(resolveServerConfig(flags, env), { code: 'BAD_CONFIG', message }, label)
+})
+
+t.test('durations, sizes and nested settings from every source', async (t) => {
+  const dir = await tempDir(t)
+  const file = join(dir, 'nixcas.yaml')
+  await writeFile(file, 'root: memory://\nnarinfoMaxAge: 2h\nshutdownTimeout: 30s\nwindowBytes: 32MiB\npressure: { maxEventLoopDelay: 250ms, retryAfter: 5 }\nsigningKeys: [keys/a.key, /abs.key]\n')
+  const { config, origins } = await resolveConfiguration({ config: file }, { NIXCAS_PRESSURE_RETRY_AFTER: '1m', NIXCAS_SIGNING_KEYS: '' })
+  t.match(config, { narinfoMaxAge: 7200, shutdownTimeout: 30_000, windowBytes: 32 * 2 ** 20, pressure: { maxEventLoopDelay: 250, retryAfter: 60, maxRssBytes: 0 } })
+  t.same(config.signingKeyFiles, [], 'an empty variable still overrides the file')
+  t.same(origins.get('pressure.retryAfter'), { from: 'env', name: 'NIXCAS_PRESSURE_RETRY_AFTER' })
+  t.same(origins.get('pressure.maxEventLoopDelay'), { from: 'file', file })
+  const fromFile = await resolveServerConfig({ config: file }, {})
+  t.same(fromFile.signingKeyFiles, [join(dir, 'keys/a.key'), '/abs.key'], 'key files in the file are relative to it')
+  const fromFlag = await resolveServerConfig({ config: file, signingKey: ['b.key'] }, { NIXCAS_SIGNING_KEYS: 'c.key' })
+  t.same(fromFlag.signingKeyFiles, [join(process.cwd(), 'b.key')], 'flags win, relative to the working directory')
+})
+
+t.test('a store URL from the environment stands alone, even beside a file', async (t) => {
+  const dir = await tempDir(t)
+  const file = join(dir, 'nixcas.yaml')
+  await writeFile(file, 'stores: { m: { type: memory } }\nroot: m\npriority: 7\n')
+  const config = await resolveServerConfig({}, { NIXCAS_CONFIG: file, NIXCAS_STORE: 'memory://' })
+  t.same(config.stores, { stores: {}, root: 'memory://' })
+  t.equal(config.priority, 7, 'the file still gives the other settings')
+})
+
+t.test('keys and stores are checked as serve checks them, touching no store', async (t) => {
+  const dir = await tempDir(t)
+  const key = generateSecretKey('test-1')
+  await writeFile(join(dir, 'good.key'), formatSecretKey(key))
+  await writeFile(join(dir, 'garbled.key'), 'test-1:bm90IGEga2V5')
+  await writeFile(join(dir, 'public.key'), formatPublicKey(key.publicKey))
+  const prepare = async (yaml: string): Promise<Awaited<ReturnType<typeof prepareServer>>> => {
+    const file = join(dir, `c${Math.random()}.yaml`)
+    await writeFile(file, `stores: { disk: { type: fs, path: never-made } }\nroot: disk\n${yaml}`)
+    const prepared = await prepareServer(await resolveServerConfig({ config: file }, {}), { logger: silentLogger })
+    t.teardown(() => prepared.stack.close())
+    return prepared
+  }
+  const good = await prepare(`signingKeys: [good.key]\ntrustedUploadKeys: ['${formatPublicKey(key.publicKey)}']\nrequireUploadSignature: true\n`)
+  t.same(good.keys.signingKeys.map((k) => k.name), ['test-1'])
+  t.same(good.keys.trustedUploadKeys.map((k) => k.name), ['test-1'])
+  t.equal(good.stack.root.name, 'disk')
+  await t.rejects(access(join(dir, 'never-made')), { code: 'ENOENT' }, 'the fs store was not touched')
+  const bad: [string, RegExp][] = [
+    ['signingKeys: [missing.key]\n', /^configuration field "signingKeys\[0\]": signing key .*missing\.key: ENOENT/],
+    ['signingKeys: [good.key, garbled.key]\n', /^configuration field "signingKeys\[1\]": signing key .*garbled\.key: secret key "test-1" must hold 64 bytes/],
+    ['signingKeys: [public.key]\n', /^configuration field "signingKeys\[0\]": signing key .*public\.key/],
+    ['trustedUploadKeys: [nonsense]\n', /^configuration field "trustedUploadKeys\[0\]": public key must look like/],
+    ['requireUploadSignature: true\n', /^configuration field "requireUploadSignature": needs at least one key/],
+  ]
+  for (const [yaml, message] of bad) await t.rejects(prepare(yaml), { code: 'BAD_CONFIG', message }, yaml.trim())
+  await t.rejects(prepareServer(await resolveServerConfig({ store: 'ftp://nowhere' }, {}), { logger: silentLogger }), { code: 'BAD_CONFIG', message: /unknown scheme "ftp"/ })
 })

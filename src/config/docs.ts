@@ -13,7 +13,10 @@ function kindText(setting: Setting<unknown>): string {
 
 function defaultText(setting: Setting<unknown>): string {
   const { kind, required } = setting.declaration
-  if (setting.declaration.default !== undefined) return code(kind.format(setting.declaration.default))
+  if (setting.declaration.default !== undefined) {
+    const text = kind.format(setting.declaration.default)
+    return text === '' ? 'empty' : code(text)
+  }
   return required ? 'required' : 'unset'
 }
 
@@ -32,11 +35,23 @@ export function effectiveSettings(tree: SettingsTree, values: unknown, origins: 
   const rows = leaves(tree).map(({ path, setting }) => {
     const { kind, secret } = setting.declaration
     const value = valueAt(values, path)
-    const shown = value === undefined ? 'unset' : secret ? (kind.redact?.(value) ?? '(redacted)') : kind.format(value)
+    const shown = value === undefined ? 'unset' : (secret ? (kind.redact?.(value) ?? '(redacted)') : kind.format(value)) || '(empty)'
     const origin = origins.get(path)
     return [path, shown, origin === undefined ? '' : originText(origin)] as const
   })
   const pathWidth = Math.max(...rows.map(([path]) => path.length))
   const valueWidth = Math.min(40, Math.max(...rows.map(([, value]) => value.length)))
   return rows.map(([path, value, origin]) => `${path.padEnd(pathWidth)}  ${value.padEnd(valueWidth)}  ${origin}`.trimEnd())
+}
+
+export const REFERENCE_BEGIN = '<!-- settings reference: nixcas config docs --write README.md -->'
+export const REFERENCE_END = '<!-- end of settings reference -->'
+
+/** `text` with the reference between its markers replaced, so the README never drifts from the table. */
+export function withReference(text: string, reference: string, source: string): string {
+  const begin = text.indexOf(REFERENCE_BEGIN)
+  const end = text.indexOf(REFERENCE_END)
+  if (begin < 0 || end < begin) throw new Error(`${source} has no "${REFERENCE_BEGIN}" … "${REFERENCE_END}" markers`)
+  // The blank line ends the table before the closing marker.
+  return `${text.slice(0, begin + REFERENCE_BEGIN.length)}\n${reference}\n${text.slice(end)}`
 }

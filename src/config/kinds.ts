@@ -32,7 +32,7 @@ export interface Kind<T> {
   /** Text from the environment or a flag is YAML to be parsed before `parse` sees it. */
   readonly yamlText?: boolean
   parse(raw: unknown, field: FieldContext): T
-  /** The inverse of parse: printed by `config check` and the reference. */
+  /** The inverse of parse for text (empty for an empty collection): printed by `config check` and the reference. */
   format(value: T): string
   /** Printed instead of the value when the setting is secret. */
   redact?(value: T): string
@@ -43,7 +43,7 @@ export function originText(origin: Origin): string {
     case 'default':
       return 'default'
     case 'file':
-      return origin.file
+      return 'file'
     case 'env':
     case 'flag':
       return origin.name
@@ -150,8 +150,8 @@ export const stringList: Kind<string[]> = {
     })
     return raw as string[]
   },
-  format: (value) => (value.length === 0 ? '[]' : value.join(', ')),
-  redact: (value) => (value.length === 0 ? '[]' : `(${value.length} redacted)`),
+  format: (value) => value.join(', '),
+  redact: (value) => (value.length === 0 ? '' : `(${value.length} redacted)`),
 }
 
 /**
@@ -183,8 +183,8 @@ export const userMap: Kind<Record<string, string>> = {
     }
     return raw as Record<string, string>
   },
-  format: (value) => Object.entries(value).map(([user, password]) => `${user}:${password}`).join(', ') || '{}',
-  redact: (value) => Object.keys(value).map((user) => `${user}:***`).join(', ') || '{}',
+  format: (value) => Object.entries(value).map(([user, password]) => `${user}:${password}`).join(', '),
+  redact: (value) => Object.keys(value).map((user) => `${user}:***`).join(', '),
 }
 
 export interface ListenAddress {
@@ -192,7 +192,7 @@ export interface ListenAddress {
   port: number
 }
 
-const LISTEN = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):?(\d{1,5})$/
+const LISTEN = /^(?:(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):)?(\d{1,5})$/
 
 /** `HOST:PORT`, `:PORT`, `PORT` or `[IPv6]:PORT`; the host defaults to loopback. */
 export const listenAddress: Kind<ListenAddress> = {

@@ -33,7 +33,8 @@ function pick(setting: Setting<unknown>, fileValue: unknown, sources: Sources): 
   if (fromFlag !== undefined && !(Array.isArray(fromFlag) && fromFlag.length === 0)) return { raw: fromFlag, origin: { from: 'flag', name: flag?.split(' ')[0] ?? '' } }
   const fromEnv = env === undefined ? undefined : sources.env[env]
   if (env !== undefined && fromEnv !== undefined) return { raw: fromEnv, origin: { from: 'env', name: env } }
-  if (fileValue !== undefined) return { raw: fileValue, origin: { from: 'file', file: sources.file ?? 'configuration' } }
+  // `key:` with nothing after it (say, every item commented out) is YAML null: not set.
+  if (fileValue !== undefined && fileValue !== null) return { raw: fileValue, origin: { from: 'file', file: sources.file ?? 'configuration' } }
   return undefined
 }
 
@@ -87,10 +88,10 @@ function resolveTree(tree: SettingsTree, document: Record<string, unknown>, pref
     if (node instanceof Setting) {
       values[name] = resolveOne(path, node, inFile, sources, origins)
     } else {
-      if (inFile !== undefined && !isMapping(inFile)) {
+      if (inFile !== undefined && inFile !== null && !isMapping(inFile)) {
         throw new NixcasError('BAD_CONFIG', `configuration field "${path}": expected a mapping of ${Object.keys(node).join(', ')}, got ${JSON.stringify(inFile)}`)
       }
-      values[name] = resolveTree(node, inFile ?? {}, `${path}.`, sources, origins)
+      values[name] = resolveTree(node, isMapping(inFile) ? inFile : {}, `${path}.`, sources, origins)
     }
   }
   return values

@@ -30,6 +30,9 @@ export class Setting<T> {
 export function setting<T>(declaration: Declaration<T> & ({ default: T } | { required: true })): Setting<T>
 export function setting<T>(declaration: Declaration<T>): Setting<T | undefined>
 export function setting<T>(declaration: Declaration<T>): Setting<T> {
+  // Mistakes in the table itself surface when the table is loaded, not when a value trips them.
+  if ((declaration.min !== undefined || declaration.max !== undefined) && !declaration.kind.numeric) throw new Error(`min and max need a numeric kind, not ${declaration.kind.describe}`)
+  if (declaration.flag !== undefined && !/^--[a-z][a-z0-9-]* <[^>]+>$/.test(declaration.flag)) throw new Error(`flag ${declaration.flag} must look like --name <value>`)
   return new Setting(declaration)
 }
 

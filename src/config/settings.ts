@@ -7,12 +7,12 @@ const MiB = 2 ** 20
 
 /** Named store instances; compose.ts checks each one, since each type has its own options. */
 const storeInstances = custom<Record<string, InstanceConfig>>({
-  describe: 'mapping of named store instances (see "A store is a URL" above)',
+  describe: 'mapping of names to store definitions (`{ type, …options }`)',
   parse(raw, field) {
     if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return field.fail('expected a mapping of named store instances')
     return raw as Record<string, InstanceConfig>
   },
-  format: (value) => Object.keys(value).join(', ') || '{}',
+  format: (value) => Object.keys(value).join(', '),
 })
 
 const storeRoot = custom<string | InstanceConfig>({
