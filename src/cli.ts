@@ -8,7 +8,6 @@ import { pino } from 'pino'
 import { effectiveSettings, packageVersion, prepareServer, resolveConfiguration, resolveServerConfig, settings, settingsReference, type ServeFlags } from './config.ts'
 import { withReference } from './config/docs.ts'
 import { leaves } from './config/setting.ts'
-import { startServer } from './server.ts'
 import { dumpPath } from './fs/dump-path.ts'
 import { readNar } from './nix/nar-reader.ts'
 import { writeNar } from './nix/nar-writer.ts'
@@ -28,7 +27,10 @@ const serve = program
   .description('serve a binary cache over HTTP (default: 127.0.0.1:5000, an fs store under ./data)')
   .option(...CONFIG_FLAG)
   .action(async (flags: ServeFlags) => {
-    await startServer(await resolveServerConfig(flags))
+    const config = await resolveServerConfig(flags)
+    // Loaded here, so that --version and the config commands need none of the server's modules.
+    const { startServer } = await import('./server.ts')
+    await startServer(config)
   })
 // The flags of serve come from the settings table; see `nixcas config docs`.
 for (const { setting } of leaves(settings)) {
