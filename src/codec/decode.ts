@@ -30,8 +30,9 @@ export const DEFAULT_DECODE_MEMORY_LIMIT = 128 * 1024 * 1024
  * The decoded bytes of `source`, produced only as the consumer pulls: each piece is at most
  * MAX_PIECE bytes and no decoding happens while the consumer does not ask for the next one
  * (for gzip, deflate and br, node:zlib may run one small buffer ahead). Invalid, truncated,
- * empty or garbage input fails with BAD_REQUEST naming the method; the source's own errors
- * (and the signal's reason) come through unchanged.
+ * empty or garbage input fails with BAD_REQUEST naming the method (bytes after the end of a
+ * complete xz, zstd or bzip2 stream too; node:zlib ignores them after gzip, deflate and br,
+ * as gzip -d does); the source's own errors (and the signal's reason) come through unchanged.
  *
  * Memory, whatever the ratio: xz up to `memoryLimitBytes` (its dictionary) plus ~2 MiB of
  * output per step; zstd its window (≤ min(128 MiB, memoryLimitBytes)) plus 1 MiB; bzip2
