@@ -5,6 +5,7 @@ import { benchHttp } from './http.ts'
 import { benchNar } from './nar.ts'
 
 const benches: Record<string, () => Promise<void>> = { nar: benchNar, chunking: benchChunking, castore: benchCastore, http: benchHttp }
+benches.codec = () => import('./codec.ts').then((module) => module.benchCodec())
 
 const wanted = process.argv.slice(2)
 for (const name of wanted.length > 0 ? wanted : Object.keys(benches)) {
