@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { NixcasError } from '../src/errors.ts'
 import { compressStream, negotiateEncoding } from '../src/http/encoding.ts'
 import { parseRange } from '../src/http/range.ts'
+import { recordFailure } from '../src/http/request-log.ts'
 import { sendNotFound } from '../src/http/send.ts'
 import { formatNixHash } from '../src/nix/hash.ts'
 import { requireWrite } from '../src/plugins/access.ts'
@@ -89,7 +90,7 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
       reply.header('vary', 'Accept-Encoding')
       if (encoding !== undefined) {
         const compressor = compressStream(encoding)
-        pipeline(Readable.from(counted()), compressor).catch((error: unknown) => request.log.warn({ err: error }, 'NAR stream ended early'))
+        pipeline(Readable.from(counted()), compressor).catch((error: unknown) => recordFailure(request, error))
         return reply.header('content-encoding', encoding).send(compressor)
       }
     }

@@ -1,22 +1,16 @@
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autoload from '@fastify/autoload'
-import underPressure from '@fastify/under-pressure'
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import { NixcasError } from './errors.ts'
+import { RequestLogController, logRequest, recordFailure, watchResponse } from './http/request-log.ts'
 import { sendNotFound } from './http/send.ts'
 import { requireRead } from './plugins/access.ts'
 import services, { type ServicesOptions } from './plugins/services.ts'
-
-export interface PressureOptions {
-  maxEventLoopDelay: number
-  maxHeapUsedBytes: number
-  maxRssBytes: number
-  retryAfter: number
-}
+import shedding, { type SheddingOptions } from './plugins/shedding.ts'
 
 export interface AppOptions extends ServicesOptions {
-  pressure: PressureOptions
+  pressure: SheddingOptions
 }
 
 const routesDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'routes')
@@ -28,31 +22,24 @@ if (import.meta.url.endsWith('.ts')) process.env.FASTIFY_AUTOLOAD_TYPESCRIPT ??=
  * per request, errors from the one table, and the routes under routes/. It never listens.
  */
 export async function nixcasApp(fastify: FastifyInstance, options: AppOptions): Promise<void> {
-  await fastify.register(underPressure, {
-    maxEventLoopDelay: options.pressure.maxEventLoopDelay,
-    maxHeapUsedBytes: options.pressure.maxHeapUsedBytes,
-    maxRssBytes: options.pressure.maxRssBytes,
-    retryAfter: options.pressure.retryAfter,
-    message: 'nixcas is overloaded, retry later',
-  })
+  const finished = (request: FastifyRequest, reply: FastifyReply): void => {
+    const status = logRequest(request, reply)
+    if (status !== undefined) fastify.metrics.requests.inc({ route: request.routeOptions.url ?? 'unknown', method: request.method, status: String(status) })
+  }
+  // First of all hooks: a client may go away at any point.
+  fastify.addHook('onRequest', async (request, reply) => watchResponse(request, reply, () => finished(request, reply)))
+
   await fastify.register(services, options)
+  // Before access control: a shed request costs nothing more.
+  await fastify.register(shedding, options.pressure)
 
   fastify.addHook('onRequest', async (request, reply) => {
     if (request.url !== '/health') await requireRead(request, reply)
   })
-  fastify.addHook('onResponse', async (request, reply) => {
-    const route = request.routeOptions.url ?? 'unknown'
-    fastify.metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) })
-    request.log.info(
-      { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime), range: request.headers.range },
-      'request',
-    )
-  })
 
   fastify.setErrorHandler(async (error: FastifyError | NixcasError, request, reply) => {
     const status = error instanceof NixcasError ? error.status : (error.statusCode ?? 500)
-    if (status >= 500) request.log.error({ err: error }, 'request failed')
-    else request.log.debug({ err: error }, 'request refused')
+    recordFailure(request, error) // reported in the request's one line
     if (reply.sent || reply.raw.headersSent) return
     reply.code(status).header('cache-control', 'no-store').type('text/plain; charset=utf-8')
     if (status === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', '5')
@@ -69,8 +56,8 @@ export async function nixcasApp(fastify: FastifyInstance, options: AppOptions): 
 /** A Fastify instance with the app registered: for the server and for tests. */
 export async function buildApp(options: AppOptions, server: FastifyServerOptions = {}): Promise<FastifyInstance> {
   const fastify = Fastify({
-    // One line per request comes from our onResponse hook instead of Fastify's two.
-    logController: new LogController({ disableRequestLogging: true }),
+    // One line per request comes from logRequest instead of Fastify's two.
+    logController: new RequestLogController(),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     ...server,

@@ -52,11 +52,11 @@ export interface ObjectStore {
 
 /** A store failure: which instance, which operation and key, and whether retrying may help. */
 export class StoreError extends NixcasError {
-  readonly store: string
+  override readonly store: string
   readonly operation: string
 
   constructor(store: string, operation: string, key: string, message: string, options: { cause?: unknown; transient: boolean }) {
-    super(options.transient ? 'STORE_UNAVAILABLE' : 'STORE_FAILED', `store "${store}": ${operation} ${key}: ${message}`, options)
+    super(options.transient ? 'STORE_UNAVAILABLE' : 'STORE_FAILED', `store "${store}": ${operation} ${key}: ${message}`, { ...options, store, key })
     this.name = 'StoreError'
     this.store = store
     this.operation = operation

@@ -9,8 +9,9 @@ import { silentLogger } from './log.ts'
  * shedding (a busy CI machine must not turn into 503s; the overload test sets its own).
  */
 export async function testConfig(overrides: Partial<ServerConfig> = {}): Promise<ServerConfig> {
-  const pressure = { maxEventLoopDelay: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfter: 10 }
-  return { ...(await resolveServerConfig({ store: 'memory://' }, {})), pressure, ...overrides }
+  const config = await resolveServerConfig({ store: 'memory://' }, {})
+  const pressure = { ...config.pressure, maxEventLoopDelay: 0, maxHeapUsedBytes: 0, maxRssBytes: 0 }
+  return { ...config, pressure, ...overrides }
 }
 
 /** The app, ready for inject(); closed when the test ends. */

@@ -12,14 +12,6 @@ t.test('health says whether the store answers', async (t) => {
   t.match(down.json(), { status: 'unavailable' })
 })
 
-t.test('overload is answered with 503 and Retry-After', async (t) => {
-  const app = await build(t, { pressure: { maxEventLoopDelay: 0, maxHeapUsedBytes: 1, maxRssBytes: 0, retryAfter: 7 } })
-  await new Promise((resolve) => setTimeout(resolve, 1500))
-  const response = await app.inject({ url: '/nix-cache-info' })
-  t.equal(response.statusCode, 503, response.body)
-  t.equal(response.headers['retry-after'], '7')
-})
-
 t.test('unknown URLs are 404, errors are not cached', async (t) => {
   const app = await build(t)
   const missing = await app.inject({ url: '/no/such/thing' })
