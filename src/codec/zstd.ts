@@ -54,7 +54,9 @@ export class ZstdDecoder implements StepDecoder {
       const output = this.buffer
       const [hint, produced, consumed] = this.call(dctx, output, this.input.subarray(this.offset))
       this.offset += consumed
-      this.lastHint = hint
+      // A call that moves nothing says nothing of the frame: after a frame's end it answers
+      // the size of a next frame's header, which must not count as "inside a frame".
+      if (produced > 0 || consumed > 0) this.lastHint = hint
       this.outputFull = produced === output.length
       if (produced > 0) {
         this.progress.outputBytes += produced

@@ -89,3 +89,11 @@ t.test('bzip2: long runs, every byte value, block boundaries', { skip: skipWitho
   const ours = await collect(encode(source(periodic), 'bzip2', { level: 1 }))
   t.ok((await run(['bzip2', '-dc'], ours)).equals(periodic), 'several blocks: bzip2 -d agrees')
 })
+
+t.test('output that ends exactly on a piece boundary', async (t) => {
+  const exact = Buffer.alloc(4 * MAX_PIECE)
+  for (const method of Object.keys(LEVELS) as CodecMethod[]) {
+    if (skipWithout(method)) continue
+    t.ok((await decoded(await referenceEncode(method, exact), method)).bytes.equals(exact), `${method}: 4 × MAX_PIECE bytes of zeros`)
+  }
+})
