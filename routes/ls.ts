@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify'
+import { checkListingUpload } from '../src/cache/listing-upload.ts'
 import { NixcasError } from '../src/errors.ts'
 import { sendNotFound, sendText } from '../src/http/send.ts'
+import { clientGone, uploadBody } from '../src/http/upload-body.ts'
 import { isStorePathHash } from '../src/nix/store-path.ts'
 import { requireWrite } from '../src/plugins/access.ts'
 
@@ -8,9 +10,9 @@ const UPLOADED_LISTING_LIMIT = 64 * 1024 * 1024
 
 /** `<store path hash>.ls`: the JSON listing of a store path. */
 export default async function listingRoutes(fastify: FastifyInstance): Promise<void> {
-  // `nix copy --to '…?write-nar-listing=true'` uploads listings; they are made from the tree instead.
+  // Uploads are read by the handler as a stream.
   fastify.removeAllContentTypeParsers()
-  fastify.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: UPLOADED_LISTING_LIMIT }, (_request, _body, done) => done(null))
+  fastify.addContentTypeParser('*', (_request, _payload, done) => done(null))
 
   fastify.get<{ Params: { hash: string } }>('/:hash.ls', async (request, reply) => {
     const listing = await fastify.cache.listing(request.params.hash)
@@ -21,8 +23,14 @@ export default async function listingRoutes(fastify: FastifyInstance): Promise<v
     return sendText(request, reply, 'application/json', JSON.stringify(listing))
   })
 
-  fastify.put<{ Params: { hash: string } }>('/:hash.ls', { preHandler: requireWrite, bodyLimit: UPLOADED_LISTING_LIMIT }, async (request, reply) => {
+  /**
+   * `nix copy --to '…?write-nar-listing=true'` uploads listings, before the NAR they
+   * describe. Listings are served from the tree instead (always in step with the NAR), so
+   * an upload is checked as it streams, to tell a client that sent a broken one, and dropped.
+   */
+  fastify.put<{ Params: { hash: string } }>('/:hash.ls', { preHandler: requireWrite }, async (request, reply) => {
     if (!isStorePathHash(request.params.hash)) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(request.params.hash)} is not a store path hash`)
+    await checkListingUpload(uploadBody(request, { maxBytes: UPLOADED_LISTING_LIMIT, what: 'listing' }, clientGone(request, reply)))
     return reply.code(204).header('cache-control', 'no-store').send()
   })
 }

@@ -1,70 +1,79 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { NixcasError } from '../src/errors.ts'
+import type { ServableNar } from '../src/cache/nar-service.ts'
+import { encode } from '../src/codec/encode.ts'
 import { compressStream, negotiateEncoding } from '../src/http/encoding.ts'
 import { parseRange } from '../src/http/range.ts'
-import { recordFailure } from '../src/http/request-log.ts'
 import { sendNotFound } from '../src/http/send.ts'
+import { clientGone, uploadBody } from '../src/http/upload-body.ts'
 import { formatNixHash } from '../src/nix/hash.ts'
 import { requireWrite } from '../src/plugins/access.ts'
 import type { NarRange } from '../src/render/render.ts'
-import { NAR_HASH, type ServableNar } from '../src/cache/nar-service.ts'
 
 type NarRequest = FastifyRequest<{ Params: { file: string } }>
 
-/** NARs are served as `<sha256 in nixbase32>.nar`, the URL narinfos give. */
-const servedHash = (file: string): string | undefined => (file.endsWith('.nar') && NAR_HASH.test(file.slice(0, -4)) ? file.slice(0, -4) : undefined)
 const IMMUTABLE = 'public, max-age=31536000, immutable'
 
-/** Aborted when the client goes away before the response is complete. */
-function clientGone(request: FastifyRequest, reply: FastifyReply): AbortSignal {
-  const controller = new AbortController()
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) controller.abort(new NixcasError('ABORTED', 'the client went away'))
-  })
-  request.raw.once('aborted', () => controller.abort(new NixcasError('ABORTED', 'the client went away')))
-  return controller.signal
+function narHeaders(reply: FastifyReply, etag: string | undefined): void {
+  reply.type('application/x-nix-nar').header('cache-control', IMMUTABLE)
+  // Only an identity body has stable bytes to resume or revalidate.
+  if (etag !== undefined) reply.header('accept-ranges', 'bytes').header('etag', etag)
 }
 
-function narHeaders(reply: FastifyReply, etag: string): void {
-  reply.type('application/x-nix-nar').header('accept-ranges', 'bytes').header('etag', etag).header('cache-control', IMMUTABLE)
-}
-
-/** GET, HEAD and PUT under /nar/. */
+/**
+ * GET, HEAD and PUT under /nar/. `<narhash>.nar` is the NAR itself (ranges, revalidation,
+ * optional Content-Encoding); every other name a NAR was uploaded under is served in the
+ * compression its name says, made on the fly. A query string (`….nar?hash=…`) is ignored.
+ */
 export default async function narRoutes(fastify: FastifyInstance): Promise<void> {
   // Uploads are streamed from request.raw by the handler, never buffered by a parser.
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', (_request, _payload, done) => done(null))
 
-
-  const lookup = async (request: NarRequest): Promise<{ nar: ServableNar; etag: string } | undefined> => {
-    const hash = servedHash(request.params.file)
-    const nar = hash === undefined ? undefined : await fastify.nars.find(hash)
-    return nar && hash ? { nar, etag: `"${hash}"` } : undefined
+  const counted = (body: AsyncIterable<Uint8Array>): Readable => {
+    const served = fastify.metrics.bytesServed
+    return Readable.from(
+      (async function* () {
+        for await (const chunk of body) {
+          served.inc({ route: 'nar' }, chunk.length)
+          yield chunk
+        }
+      })(),
+    )
   }
 
   fastify.route<{ Params: { file: string } }>({
     method: 'HEAD',
     url: '/nar/:file',
     handler: async (request, reply) => {
+      const file = await fastify.cache.narFile(request.params.file)
       // The index knows the size: no need to lay the NAR out.
-      const hash = servedHash(request.params.file)
-      const found = hash === undefined ? undefined : await fastify.nars.entry(hash)
-      if (found) {
-        narHeaders(reply, `"${hash}"`)
-        return reply.header('content-length', found.entry.narSize).send()
+      const found = file && (await fastify.nars.entry(file.narHash))
+      if (!file || !found) return sendNotFound(reply, 'no such NAR')
+      if (file.compression !== 'none') {
+        narHeaders(reply, undefined)
+        return reply.send()
       }
-      // `nix copy` asks for the compressed name it is about to upload.
-      if (await fastify.cache.hasUpload(request.params.file)) return reply.code(200).header('cache-control', 'no-store').send()
-      return sendNotFound(reply, 'no such NAR')
+      narHeaders(reply, `"${file.narHash}"`)
+      return reply.header('content-length', found.entry.narSize).send()
     },
   })
 
-  fastify.get<{ Params: { file: string } }>('/nar/:file', { exposeHeadRoute: false }, async (request, reply) => {
-    const found = await lookup(request)
-    if (!found) return sendNotFound(reply, 'no such NAR')
-    const { nar, etag } = found
+  fastify.get<{ Params: { file: string } }>('/nar/:file', { exposeHeadRoute: false }, async (request: NarRequest, reply) => {
+    const file = await fastify.cache.narFile(request.params.file)
+    const nar = file && (await fastify.nars.find(file.narHash))
+    if (!file || !nar) return sendNotFound(reply, 'no such NAR')
+    if (file.compression !== 'none') {
+      // Any bytes that decompress to the NAR will do (Nix checks the NarHash after decoding): the codec's fast level.
+      narHeaders(reply, undefined)
+      const signal = clientGone(request, reply)
+      return reply.send(counted(encode(fastify.nars.render(nar, undefined, signal), file.compression, { signal })))
+    }
+    return sendIdentity(request, reply, nar, `"${file.narHash}"`)
+  })
+
+  function sendIdentity(request: NarRequest, reply: FastifyReply, nar: ServableNar, etag: string): FastifyReply {
     const size = nar.layout.size
     narHeaders(reply, etag)
     if (request.headers['if-none-match'] === etag) return reply.code(304).send()
@@ -73,15 +82,7 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
     const range = ifRange === undefined || ifRange === etag ? parseRange(request.headers.range, size) : undefined
     if (range === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${size}`).header('cache-control', 'no-store').send()
     const wanted: NarRange = range ?? { start: 0, end: size }
-    const signal = clientGone(request, reply)
-    const served = fastify.metrics.bytesServed
-    const body = fastify.nars.render(nar, wanted, signal)
-    async function* counted(): AsyncGenerator<Uint8Array> {
-      for await (const chunk of body) {
-        served.inc({ route: 'nar' }, chunk.length)
-        yield chunk
-      }
-    }
+    const body = counted(fastify.nars.render(nar, wanted, clientGone(request, reply)))
     if (range) {
       reply.code(206).header('content-range', `bytes ${range.start}-${range.end - 1}/${size}`)
     } else if (fastify.settings.compressNars && request.headers.range === undefined) {
@@ -90,17 +91,20 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
       reply.header('vary', 'Accept-Encoding')
       if (encoding !== undefined) {
         const compressor = compressStream(encoding)
-        pipeline(Readable.from(counted()), compressor).catch((error: unknown) => recordFailure(request, error))
+        pipeline(body, compressor).catch((error: unknown) => request.log.warn({ err: error }, 'NAR stream ended early'))
         return reply.header('content-encoding', encoding).send(compressor)
       }
     }
-    return reply.header('content-length', wanted.end - wanted.start).send(Readable.from(counted()))
-  })
+    return reply.header('content-length', wanted.end - wanted.start).send(body)
+  }
 
   fastify.put<{ Params: { file: string } }>('/nar/:file', { preHandler: requireWrite }, async (request, reply) => {
     let result
     try {
-      result = await fastify.cache.putNar(request.params.file, request.raw, clientGone(request, reply))
+      const signal = clientGone(request, reply)
+      // The NAR's own bound (maxNarSize) is enforced by ingest, on the NAR.
+      const body = uploadBody(request, { maxBytes: Infinity, what: 'NAR' }, signal)
+      result = await fastify.cache.putNar(request.params.file, body, signal)
     } catch (error) {
       fastify.metrics.ingestedNars.inc({ outcome: 'refused' })
       throw error

@@ -35,6 +35,9 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
     trustedUploadKeys,
     requireUploadSignature: config.requireUploadSignature,
     narinfoCacheEntries: config.narinfoCacheEntries,
+    allowNarinfoOverwrite: config.allowNarinfoOverwrite,
+    maxSignatures: config.maxSignatures,
+    maxLogSize: config.maxLogSize,
     ingest: {
       maxNarSize: config.maxNarSize,
       maxBytesInFlight: config.uploadBytesInFlight,

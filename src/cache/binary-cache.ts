@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache'
 import { NixcasError } from '../errors.ts'
 import type { PathInfo } from '../castore/path-info.ts'
 import { ingestNar, type IngestOptions, type IngestResult } from '../ingest/ingest.ts'
-import { decompress, parseNarFileName } from '../ingest/decompress.ts'
+import { decompress, parseNarFileName, type NarCompression } from '../ingest/decompress.ts'
 import { renderCacheInfo } from '../nix/cache-info.ts'
 import { formatNixHash, hashesEqual, type NixHash } from '../nix/hash.ts'
 import { parseNarInfo, renderNarInfo, type NarInfo } from '../nix/narinfo.ts'
@@ -13,8 +13,10 @@ import { isStorePathHash, parseStorePath } from '../nix/store-path.ts'
 import { loadClosure } from '../render/closure.ts'
 import { listing } from '../render/listing.ts'
 import type { Cas } from '../cas/cas.ts'
-import { keys } from '../cas/keys.ts'
+import { BuildLogs } from './build-logs.ts'
+import { DebugInfoIndex } from './debug-info.ts'
 import { NAR_HASH } from './nar-service.ts'
+import { Realisations } from './realisations.ts'
 
 export interface BinaryCacheOptions {
   storeDir: string
@@ -24,6 +26,12 @@ export interface BinaryCacheOptions {
   requireUploadSignature: boolean
   ingest: IngestOptions
   narinfoCacheEntries: number
+  /** Accept a narinfo (or realisation) that contradicts the stored one instead of answering 409. */
+  allowNarinfoOverwrite: boolean
+  /** Distinct signatures kept on a narinfo or realisation, ours included. */
+  maxSignatures: number
+  /** Largest build log accepted, uncompressed. */
+  maxLogSize: number
 }
 
 
@@ -40,11 +48,28 @@ function checkStorePathHash(hash: string): void {
 export class BinaryCache {
   /** Rendered narinfo text by store path hash; short-lived so replicas converge. */
   private readonly narinfos: LRUCache<string, string>
+  /** Build logs, `log/<drv>`. */
+  readonly logs: BuildLogs
+  /** Realisations and build traces of content-addressed derivations, `….doi`. */
+  readonly realisations: Realisations
+  /** The debug info index, `debuginfo/<build-id>.debug`. */
+  readonly debugInfo: DebugInfoIndex
+
   constructor(
     readonly cas: Cas,
     private readonly options: BinaryCacheOptions,
   ) {
     this.narinfos = new LRUCache<string, string>({ max: Math.max(1, options.narinfoCacheEntries), ttl: 60_000 })
+    this.logs = new BuildLogs(cas, options.maxLogSize)
+    this.realisations = new Realisations(cas, {
+      storeDir: options.storeDir,
+      signingKeys: options.signingKeys,
+      trustedUploadKeys: options.trustedUploadKeys,
+      requireUploadSignature: options.requireUploadSignature,
+      allowOverwrite: options.allowNarinfoOverwrite,
+      maxSignatures: options.maxSignatures,
+    })
+    this.debugInfo = new DebugInfoIndex(cas)
   }
 
   get signingKeyNames(): string[] {
@@ -93,10 +118,15 @@ export class BinaryCache {
     return text
   }
 
-  /** Checks an uploaded narinfo against what was ingested, then records the path. */
+  /**
+   * Checks an uploaded narinfo against what was ingested, then records the path. A store
+   * path is immutable: a narinfo that describes other contents (NarHash, NarSize or
+   * References) than the stored one is a 409 unless overwrites are allowed, while the same
+   * one again is accepted and adds its signatures (`nix store sign --store …` does that).
+   */
   async putNarInfo(hash: string, text: string): Promise<void> {
     checkStorePathHash(hash)
-    const narinfo = parseNarInfo(text, this.options.storeDir)
+    const narinfo = parseNarInfo(text, this.options.storeDir, { maxSignatures: this.options.maxSignatures })
     const path = parseStorePath(narinfo.storePath, this.options.storeDir)
     if (path.hash !== hash) throw new NixcasError('BAD_NARINFO', `StorePath ${narinfo.storePath} does not belong at ${hash}.narinfo`)
     const entry = await this.cas.getNarIndex(narinfo.narHash)
@@ -105,12 +135,22 @@ export class BinaryCache {
     if (this.options.requireUploadSignature && validNarInfoSignatures(narinfo, this.options.trustedUploadKeys, this.options.storeDir).length === 0) {
       throw new NixcasError('FORBIDDEN', 'the narinfo carries no valid signature from a trusted key')
     }
-    const signed = signNarInfo(narinfo, this.options.signingKeys, this.options.storeDir)
+    const references = [...narinfo.references].sort()
+    const stored = await this.cas.getPathInfo(hash)
+    const same = stored !== undefined && stored.storePath === narinfo.storePath && hashesEqual(stored.narHash, narinfo.narHash) && stored.narSize === narinfo.narSize && stored.references.join(' ') === references.join(' ')
+    if (stored !== undefined && !same && !this.options.allowNarinfoOverwrite) {
+      const what = hashesEqual(stored.narHash, narinfo.narHash) ? `NarHash ${formatNixHash(stored.narHash)} but other references` : `NarHash ${formatNixHash(stored.narHash)}, not ${formatNixHash(narinfo.narHash)}`
+      throw new NixcasError('CONFLICT', `${stored.storePath} is already stored with ${what}; a store path's contents never change`)
+    }
+    const ours = new Set(this.options.signingKeys.map((key) => key.name))
+    const theirs = [...new Set([...narinfo.signatures, ...(same ? stored.signatures : [])])].filter((signature) => !ours.has(signature.slice(0, signature.indexOf(':'))))
+    const kept = theirs.slice(0, Math.max(0, this.options.maxSignatures - ours.size))
+    const signed = signNarInfo({ ...narinfo, references, signatures: kept }, this.options.signingKeys, this.options.storeDir)
     const info: PathInfo = {
       storePath: narinfo.storePath,
       narHash: narinfo.narHash,
       narSize: narinfo.narSize,
-      references: [...narinfo.references].sort(),
+      references,
       signatures: signed.signatures,
       root: entry.root,
     }
@@ -128,18 +168,26 @@ export class BinaryCache {
     return info && listing(info.root, await loadClosure(this.cas, info.root))
   }
 
-  private uploadKey(name: string): string {
-    const parsed = parseNarFileName(name)
-    if (!parsed) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(name)} is not <name>.nar[.xz|.zst|.bz2]`)
-    return keys.upload(parsed.stem, name)
-  }
-
   /** Whether a NAR was uploaded under this file name (Nix HEADs before it PUTs). */
   async hasUpload(name: string): Promise<boolean> {
     const parsed = parseNarFileName(name)
     if (!parsed) return false
     if (parsed.compression === 'none' && NAR_HASH.test(parsed.stem) && (await this.cas.getNarIndex(narHashOf(parsed.stem))) !== undefined) return true
-    return (await this.cas.store.head(this.uploadKey(name))) !== undefined
+    return this.cas.hasUpload(parsed.stem, name)
+  }
+
+  /**
+   * What a file name under `nar/` serves: the hash of its NAR and the compression its name
+   * promises. `<narhash>.nar` is always the NAR of that hash; any other name exists once a
+   * NAR was uploaded under it, and stays fetchable: a client keeps the narinfo it uploaded,
+   * with the URL it chose, for a month.
+   */
+  async narFile(name: string): Promise<{ narHash: string; compression: NarCompression } | undefined> {
+    const parsed = parseNarFileName(name)
+    if (!parsed) return undefined
+    if (parsed.compression === 'none' && NAR_HASH.test(parsed.stem)) return { narHash: parsed.stem, compression: 'none' }
+    const narHash = await this.cas.getUpload(parsed.stem, name)
+    return narHash && { narHash: encodeNixbase32(narHash.digest), compression: parsed.compression }
   }
 
   /** Ingests an uploaded NAR, decompressing it as its name says. */
@@ -151,7 +199,7 @@ export class BinaryCache {
     if (parsed.compression === 'none' && NAR_HASH.test(parsed.stem) && !hashesEqual(result.narHash, narHashOf(parsed.stem))) {
       throw new NixcasError('BAD_REQUEST', `the uploaded NAR's hash ${encodeNixbase32(result.narHash.digest)} does not match its name`)
     }
-    await this.cas.store.put(this.uploadKey(name), Buffer.from(encodeNixbase32(result.narHash.digest)))
+    await this.cas.putUpload(parsed.stem, name, result.narHash)
     return result
   }
 }

@@ -1,11 +1,14 @@
-import { NixcasError, isNixcasError } from '../errors.ts'
+import { NixcasError } from '../errors.ts'
 import { digestOf, digestsEqual, type Digest } from '../castore/digest.ts'
 import { decodeDirectory, directoryDigest } from '../castore/directory.ts'
 import { decodeManifest, type ChunkRef } from '../castore/manifest.ts'
 import { decodeNarIndexEntry, decodePathInfo, encodeNarIndexEntry, encodePathInfo, type NarIndexEntry, type PathInfo } from '../castore/path-info.ts'
 import type { DirectoryEntry } from '../castore/node.ts'
 import { decodePack, type PackRecord } from '../castore/pack.ts'
+import type { BuildTraceKey, DrvOutputId } from '../nix/drv-output.ts'
 import type { NixHash } from '../nix/hash.ts'
+import { decodeNixbase32, encodeNixbase32, isNixbase32, nixbase32Length } from '../nix/nixbase32.ts'
+import type { StorePath } from '../nix/store-path.ts'
 import type { ObjectStore } from '../stores/store.ts'
 import { keys } from './keys.ts'
 
@@ -27,22 +30,12 @@ export class Cas {
     return bytes
   }
 
-  /** Decodes an object read from the store; a malformed one is CORRUPT_OBJECT naming the store and key. */
-  private decoded<T>(key: string, decode: () => T): T {
-    try {
-      return decode()
-    } catch (error) {
-      if (!isNixcasError(error, 'CORRUPT_OBJECT') || error.key !== undefined) throw error
-      throw new NixcasError('CORRUPT_OBJECT', `${key} in store "${this.store.name}": ${error.message}`, { cause: error, store: this.store.name, key })
-    }
-  }
-
   /** A chunk's bytes, checked against its digest (and size, when known). */
   async getChunk(digest: Digest, size?: number, signal?: AbortSignal): Promise<Buffer> {
     const key = keys.chunk(digest)
     const bytes = await this.required(key, 'chunk', signal)
     if ((size !== undefined && bytes.length !== size) || (this.verify && !digestsEqual(digestOf(bytes), digest))) {
-      throw new NixcasError('CORRUPT_OBJECT', `chunk ${key} from store "${this.store.name}" does not match its digest`, { store: this.store.name, key })
+      throw new NixcasError('CORRUPT_OBJECT', `chunk ${key} from store "${this.store.name}" does not match its digest`)
     }
     return bytes
   }
@@ -56,9 +49,7 @@ export class Cas {
   }
 
   async getManifest(blob: Digest, size: number, signal?: AbortSignal): Promise<ChunkRef[]> {
-    const key = keys.manifest(blob)
-    const bytes = await this.required(key, 'blob manifest', signal)
-    return this.decoded(key, () => decodeManifest(bytes, size))
+    return decodeManifest(await this.required(keys.manifest(blob), 'blob manifest', signal), size)
   }
 
   putManifest(blob: Digest, encoding: Uint8Array): Promise<void> {
@@ -70,9 +61,9 @@ export class Cas {
     const key = keys.directory(digest)
     const bytes = await this.required(key, 'directory', signal)
     if (!digestsEqual(directoryDigest(bytes), digest)) {
-      throw new NixcasError('CORRUPT_OBJECT', `directory ${key} from store "${this.store.name}" does not match its digest`, { store: this.store.name, key })
+      throw new NixcasError('CORRUPT_OBJECT', `directory ${key} from store "${this.store.name}" does not match its digest`)
     }
-    return this.decoded(key, () => decodeDirectory(bytes))
+    return decodeDirectory(bytes)
   }
 
   putDirectory(digest: Digest, encoding: Uint8Array): Promise<void> {
@@ -81,9 +72,8 @@ export class Cas {
 
   /** The closure pack of a root directory, or undefined when there is none. */
   async getPack(root: Digest, signal?: AbortSignal): Promise<PackRecord[] | undefined> {
-    const key = keys.closurePack(root)
-    const bytes = await this.store.get(key, { signal })
-    return bytes && this.decoded(key, () => decodePack(bytes))
+    const bytes = await this.store.get(keys.closurePack(root), { signal })
+    return bytes && decodePack(bytes)
   }
 
   putPack(root: Digest, encoding: Uint8Array): Promise<void> {
@@ -91,9 +81,8 @@ export class Cas {
   }
 
   async getPathInfo(storePathHash: string): Promise<PathInfo | undefined> {
-    const key = keys.pathInfo(storePathHash)
-    const bytes = await this.store.get(key)
-    return bytes && this.decoded(key, () => decodePathInfo(bytes))
+    const bytes = await this.store.get(keys.pathInfo(storePathHash))
+    return bytes && decodePathInfo(bytes)
   }
 
   putPathInfo(storePathHash: string, info: PathInfo): Promise<void> {
@@ -107,5 +96,70 @@ export class Cas {
 
   putNarIndex(narHash: NixHash, entry: NarIndexEntry): Promise<void> {
     return this.store.put(keys.narIndex(narHash), encodeNarIndexEntry(entry))
+  }
+
+  /** The NAR an uploaded file name (`<stem>.nar[.xz|…]`, validated by the caller) became. */
+  async getUpload(stem: string, fileName: string): Promise<NixHash | undefined> {
+    const bytes = await this.store.get(keys.upload(stem, fileName))
+    if (bytes === undefined) return undefined
+    const text = bytes.toString('latin1')
+    if (!isNixbase32(text) || text.length !== nixbase32Length(32)) throw new NixcasError('CORRUPT_OBJECT', `upload record ${keys.upload(stem, fileName)} is malformed`)
+    return { algorithm: 'sha256', digest: decodeNixbase32(text, 32) }
+  }
+
+  async hasUpload(stem: string, fileName: string): Promise<boolean> {
+    return (await this.store.head(keys.upload(stem, fileName))) !== undefined
+  }
+
+  putUpload(stem: string, fileName: string, narHash: NixHash): Promise<void> {
+    return this.store.put(keys.upload(stem, fileName), Buffer.from(encodeNixbase32(narHash.digest)))
+  }
+
+  /** A build log's stored bytes, checked against nothing: the record beside it says how to read them. */
+  getLog(digest: Digest, signal?: AbortSignal): Promise<Buffer | undefined> {
+    return this.store.get(keys.log(digest), { signal })
+  }
+
+  async hasLog(digest: Digest): Promise<boolean> {
+    return (await this.store.head(keys.log(digest))) !== undefined
+  }
+
+  putLog(digest: Digest, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
+    return this.store.put(keys.log(digest), bytes, { signal })
+  }
+
+  getLogRecord(drv: StorePath): Promise<Buffer | undefined> {
+    return this.store.get(keys.logName(drv))
+  }
+
+  putLogRecord(drv: StorePath, record: Uint8Array): Promise<void> {
+    return this.store.put(keys.logName(drv), record)
+  }
+
+  /** A realisation (Nix ≤ 2.34) as it is served. */
+  async getRealisation(id: DrvOutputId): Promise<string | undefined> {
+    return (await this.store.get(keys.realisation(id)))?.toString('utf8')
+  }
+
+  putRealisation(id: DrvOutputId, text: string): Promise<void> {
+    return this.store.put(keys.realisation(id), Buffer.from(text))
+  }
+
+  /** A build trace entry (Nix ≥ 2.35) as it is served. */
+  async getBuildTrace(key: BuildTraceKey): Promise<string | undefined> {
+    return (await this.store.get(keys.buildTrace(key)))?.toString('utf8')
+  }
+
+  putBuildTrace(key: BuildTraceKey, text: string): Promise<void> {
+    return this.store.put(keys.buildTrace(key), Buffer.from(text))
+  }
+
+  /** A debuginfo index entry as it is served. */
+  async getDebugInfo(buildId: string): Promise<string | undefined> {
+    return (await this.store.get(keys.debugInfo(buildId)))?.toString('utf8')
+  }
+
+  putDebugInfo(buildId: string, text: string): Promise<void> {
+    return this.store.put(keys.debugInfo(buildId), Buffer.from(text))
   }
 }

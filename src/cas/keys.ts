@@ -1,8 +1,18 @@
 import { digestHex, type Digest } from '../castore/digest.ts'
 import type { NixHash } from '../nix/hash.ts'
+import type { BuildTraceKey, DrvOutputId } from '../nix/drv-output.ts'
 import { encodeNixbase32 } from '../nix/nixbase32.ts'
+import { storePathBase, type StorePath } from '../nix/store-path.ts'
 
 const sharded = (kind: string, id: string): string => `${kind}/${id.slice(0, 2)}/${id}`
+
+/**
+ * A validated Nix name (store path names and output names may hold `+`, `?`, `=` and a
+ * leading `.`, which keys do not) as key text: every character outside `[A-Za-z0-9-]`
+ * becomes `_` and two hex digits, so the mapping is one to one and `.` never leads.
+ */
+export const keyText = (name: string): string => name.replace(/[^A-Za-z0-9-]/g, (char) => `_${char.charCodeAt(0).toString(16).padStart(2, '0')}`)
+
 
 /**
  * The key layout: the one place object keys are made. Keys derive only from digests,
@@ -18,6 +28,16 @@ export const keys = {
   narIndex: (narHash: NixHash): string => sharded('nar', encodeNixbase32(narHash.digest)),
   /** An uploaded NAR file name (`<stem>.nar[.xz|…]`, validated by the caller) → the NAR it became. */
   upload: (stem: string, fileName: string): string => `uploads/${stem.slice(0, 2)}/${fileName}`,
+  /** A build log's stored (compressed) bytes, by the BLAKE3 digest of the log text. */
+  log: (digest: Digest): string => sharded('logs', digestHex(digest)),
+  /** `log/<drv basename>` → which log it is (a small record), by the derivation's store path. */
+  logName: (drv: StorePath): string => `log-names/${drv.hash.slice(0, 2)}/${keyText(storePathBase(drv))}`,
+  /** `realisations/<drv hash>!<output>.doi` (Nix ≤ 2.34), as served. */
+  realisation: (id: DrvOutputId): string => `realisations/${id.drvHash.slice(0, 2)}/${id.drvHash}/${keyText(id.outputName)}`,
+  /** `build-trace-v2/<drv>/<output>.doi` (Nix ≥ 2.35), as served. */
+  buildTrace: (key: BuildTraceKey): string => `build-traces/${key.drvPath.slice(0, 2)}/${keyText(key.drvPath)}/${keyText(key.outputName)}`,
+  /** `debuginfo/<build-id>.debug`, as served. */
+  debugInfo: (buildId: string): string => sharded('debuginfo', buildId),
   /** Probed by /health: never written, so the answer is always "absent" from a store that works. */
   healthProbe: 'health/probe',
 } as const

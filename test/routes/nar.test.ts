@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process'
-import { gunzipSync } from 'node:zlib'
+import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib'
 import t from 'tap'
 import lzma from 'lzma-native'
 import { build } from '../helpers/app.ts'
@@ -129,4 +129,83 @@ t.test('malformed uploads are refused and nothing becomes visible', async (t) =>
   t.equal((await app.inject({ url: `/nar/${nar.hash}.nar` })).statusCode, 404, 'the NAR whose upload failed is not served')
   t.equal((await app.inject({ method: 'HEAD', url: '/nar/b.nar' })).statusCode, 404, 'nor reported as uploaded')
   t.equal((await app.inject({ url: '/nar/nonsense' })).statusCode, 404)
+})
+
+/** Decompresses with the reference tools, not with nixcas's own codec. */
+function decompressWithTool(suffix: string, bytes: Buffer): Buffer {
+  if (suffix === 'nar.br') return brotliDecompressSync(bytes)
+  const tool = { 'nar.xz': 'xz', 'nar.bz2': 'bzip2', 'nar.zst': 'zstd' }[suffix]
+  if (tool === undefined) return bytes
+  return execFileSync(tool, ['-d', '-c'], { input: bytes, maxBuffer: 1 << 30 })
+}
+
+t.test('every name a NAR was uploaded under stays fetchable, in the compression its name says', async (t) => {
+  const app = await build(t)
+  const nar = await sample(t)
+  const uploads: [string, Buffer][] = [
+    ['nar.xz', await new Promise<Buffer>((resolve) => lzma.compress(nar.bytes, 6, resolve))],
+    ['nar.bz2', execFileSync('bzip2', ['-c'], { input: nar.bytes })],
+    ['nar.br', brotliCompressSync(nar.bytes)],
+    ['nar', nar.bytes],
+  ]
+  if (hasZstd) uploads.push(['nar.zst', execFileSync('zstd', ['-c', '-q'], { input: nar.bytes })])
+  for (const [suffix, body] of uploads) {
+    // Nix names an upload by the hash of the compressed file, not of the NAR.
+    const url = `/nar/${suffix.replace(/\W/g, '')}1zd4${'0'.repeat(40)}.${suffix}`
+    t.equal((await app.inject({ method: 'PUT', url, payload: body })).statusCode, 201, `${suffix}: uploaded`)
+    const get = await app.inject({ url })
+    t.equal(get.statusCode, 200, `${suffix}: GET after upload`)
+    t.equal(get.headers['content-type'], 'application/x-nix-nar')
+    t.notOk(get.headers['content-encoding'], `${suffix}: the file itself is compressed, not the transfer`)
+    t.ok(decompressWithTool(suffix, get.rawPayload).equals(nar.bytes), `${suffix}: decompresses to the NAR`)
+    const head = await app.inject({ method: 'HEAD', url })
+    t.equal(head.statusCode, 200)
+    t.equal(head.rawPayload.length, 0)
+    const ranged = await app.inject({ url, headers: { range: 'bytes=0-9' } })
+    if (suffix === 'nar') {
+      t.equal(ranged.statusCode, 206, 'an uncompressed name is the NAR: ranges work')
+      t.ok(ranged.rawPayload.equals(nar.bytes.subarray(0, 10)))
+    } else {
+      t.equal(ranged.statusCode, 200, `${suffix}: made on the fly, so no ranges: the whole file`)
+      t.notOk(ranged.headers['accept-ranges'])
+      t.ok(decompressWithTool(suffix, ranged.rawPayload).equals(nar.bytes))
+    }
+  }
+  t.equal((await app.inject({ url: `/nar/never${'0'.repeat(40)}.nar.xz` })).statusCode, 404, 'a name nothing was uploaded under')
+})
+
+t.test('NAR URLs with a query string are served like the plain ones', async (t) => {
+  const app = await build(t)
+  const nar = await sample(t)
+  await app.inject({ method: 'PUT', url: '/nar/q.nar.bz2', payload: execFileSync('bzip2', ['-c'], { input: nar.bytes }) })
+  const plain = await app.inject({ url: `/nar/${nar.hash}.nar?hash=${nar.hash}` })
+  t.equal(plain.statusCode, 200)
+  t.ok(plain.rawPayload.equals(nar.bytes))
+  const head = await app.inject({ method: 'HEAD', url: `/nar/${nar.hash}.nar?hash=${nar.hash}` })
+  t.equal(head.headers['content-length'], String(nar.bytes.length))
+  const compressed = await app.inject({ url: '/nar/q.nar.bz2?hash=anything' })
+  t.ok(decompressWithTool('nar.bz2', compressed.rawPayload).equals(nar.bytes))
+})
+
+t.test('NAR uploads may carry a Content-Encoding of their own', async (t) => {
+  const app = await build(t)
+  const nar = await sample(t)
+  const xz = await new Promise<Buffer>((resolve) => lzma.compress(nar.bytes, 1, resolve))
+  const encoded: [string, string, Buffer][] = [
+    ['nar/gz.nar', 'gzip', gzipSync(nar.bytes)],
+    ['nar/br.nar.xz', 'br', brotliCompressSync(xz)],
+    ['nar/id.nar', 'identity', nar.bytes],
+  ]
+  for (const [name, encoding, payload] of encoded) {
+    const response = await app.inject({ method: 'PUT', url: `/${name}`, payload, headers: { 'content-encoding': encoding } })
+    t.equal(response.statusCode, 201, `${name} with ${encoding}: ${response.body}`)
+    t.equal(response.json<{ narSize: number }>().narSize, nar.bytes.length)
+  }
+  const refused = await app.inject({ method: 'PUT', url: '/nar/lz.nar', payload: nar.bytes, headers: { 'content-encoding': 'lz4' } })
+  t.equal(refused.statusCode, 415)
+  t.match(refused.body, /Content-Encoding "lz4"/)
+  t.equal((await app.inject({ method: 'HEAD', url: '/nar/lz.nar' })).statusCode, 404, 'nothing was recorded')
+  const garbled = await app.inject({ method: 'PUT', url: '/nar/bad.nar', payload: nar.bytes, headers: { 'content-encoding': 'gzip' } })
+  t.equal(garbled.statusCode, 400)
+  t.match(garbled.body, /not valid gzip/)
 })

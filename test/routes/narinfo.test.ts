@@ -1,4 +1,6 @@
-import { gunzipSync } from 'node:zlib'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { brotliCompressSync, deflateSync, gunzipSync, gzipSync } from 'node:zlib'
+import lzma from 'lzma-native'
 import t from 'tap'
 import { parseNarInfo } from '../../src/nix/narinfo.ts'
 import { validNarInfoSignatures } from '../../src/nix/narinfo-signing.ts'
@@ -99,4 +101,98 @@ t.test('uploads can be required to carry a trusted signature', async (t) => {
   t.equal((await app.inject({ method: 'PUT', url: `/${PATH_HASH}.narinfo`, payload: unsigned })).statusCode, 403)
   const signature = signFingerprint(trusted, narInfoFingerprint(parseNarInfo(unsigned)))
   t.equal((await app.inject({ method: 'PUT', url: `/${PATH_HASH}.narinfo`, payload: `${unsigned}Sig: ${signature}\n` })).statusCode, 204)
+})
+
+/** `text` compressed by the reference implementations, as a client would send it. */
+async function encoded(text: string, encoding: string): Promise<Buffer> {
+  const bytes = Buffer.from(text)
+  switch (encoding) {
+    case 'br':
+      return brotliCompressSync(bytes)
+    case 'gzip':
+      return gzipSync(bytes)
+    case 'deflate':
+      return deflateSync(bytes)
+    case 'xz':
+      return new Promise<Buffer>((resolve) => lzma.compress(bytes, 6, resolve))
+    case 'bzip2':
+      return execFileSync('bzip2', ['-c'], { input: bytes })
+    case 'zstd':
+      return execFileSync('zstd', ['-c', '-q'], { input: bytes })
+    default:
+      return bytes
+  }
+}
+
+t.test('narinfo uploads may be compressed (narinfo-compression), and the same narinfo again is fine', async (t) => {
+  const app = await build(t)
+  const nar = await sample(t)
+  await app.inject({ method: 'PUT', url: '/nar/upload.nar', payload: nar.bytes })
+  const narinfo = narinfoFor(nar, PATH_HASH)
+  const encodings = ['identity', 'br', 'gzip', 'x-gzip', 'deflate', 'xz', 'bzip2']
+  if (spawnSync('zstd', ['--version']).status === 0) encodings.push('zstd')
+  for (const encoding of encodings) {
+    const payload = await encoded(narinfo, encoding.replace(/^x-/, ''))
+    const response = await app.inject({ method: 'PUT', url: `/${PATH_HASH}.narinfo`, payload, headers: { 'content-type': 'text/x-nix-narinfo', 'content-encoding': encoding } })
+    t.equal(response.statusCode, 204, `Content-Encoding: ${encoding} ${response.body}`)
+  }
+  t.equal(parseNarInfo((await app.inject({ url: `/${PATH_HASH}.narinfo` })).body).narSize, nar.bytes.length)
+  for (const encoding of ['compress', 'gzip, br', 'lz4']) {
+    const response = await app.inject({ method: 'PUT', url: `/${PATH_HASH}.narinfo`, payload: narinfo, headers: { 'content-encoding': encoding } })
+    t.equal(response.statusCode, 415, `Content-Encoding: ${encoding}`)
+  }
+  const lying = await app.inject({ method: 'PUT', url: `/${PATH_HASH}.narinfo`, payload: narinfo, headers: { 'content-encoding': 'br' } })
+  t.equal(lying.statusCode, 400, 'a body that is not what its Content-Encoding says')
+  // 100 MiB of zeros after a valid narinfo: a few KiB on the wire, refused once 1 MiB is decoded.
+  const bomb = gzipSync(Buffer.concat([Buffer.from(narinfo), Buffer.alloc(100 * 2 ** 20)]))
+  const tooLarge = await app.inject({ method: 'PUT', url: `/${PATH_HASH}.narinfo`, payload: bomb, headers: { 'content-encoding': 'gzip' } })
+  t.equal(tooLarge.statusCode, 413)
+  t.match(tooLarge.body, /narinfo/)
+})
+
+t.test('a store path is immutable: another NarHash is a 409 unless overwrites are allowed', async (t) => {
+  const trees = await makeGoldenTrees(await tempDir(t))
+  const first = await narOf(trees.mixed as string)
+  const second = await narOf(trees.executable as string)
+  const setUp = async (overrides: Parameters<typeof build>[1] = {}) => {
+    const app = await build(t, overrides)
+    for (const nar of [first, second]) await app.inject({ method: 'PUT', url: `/nar/${nar.hash}.nar`, payload: nar.bytes })
+    t.equal((await app.inject({ method: 'PUT', url: `/${PATH_HASH}.narinfo`, payload: narinfoFor(first, PATH_HASH) })).statusCode, 204)
+    return app
+  }
+  const app = await setUp()
+  const other = await app.inject({ method: 'PUT', url: `/${PATH_HASH}.narinfo`, payload: narinfoFor(second, PATH_HASH) })
+  t.equal(other.statusCode, 409)
+  t.match(other.body, new RegExp(`already stored with NarHash sha256:${first.hash}, not sha256:${second.hash}`))
+  const otherReferences = await app.inject({ method: 'PUT', url: `/${PATH_HASH}.narinfo`, payload: narinfoFor(first, PATH_HASH).replace('References: ', `References: ${OTHER_PATH_HASH}-dep`) })
+  t.equal(otherReferences.statusCode, 409)
+  t.match(otherReferences.body, /other references/)
+  t.match((await app.inject({ url: `/${PATH_HASH}.narinfo` })).body, `NarHash: sha256:${first.hash}`, 'the first narinfo stands')
+
+  // The same narinfo with a further signature (what `nix store sign --store` uploads) adds it.
+  const signer = generateSecretKey('signer-1')
+  const signature = signFingerprint(signer, narInfoFingerprint(parseNarInfo(narinfoFor(first, PATH_HASH))))
+  t.equal((await app.inject({ method: 'PUT', url: `/${PATH_HASH}.narinfo`, payload: `${narinfoFor(first, PATH_HASH)}Sig: ${signature}\n` })).statusCode, 204)
+  t.equal((await app.inject({ method: 'PUT', url: `/${PATH_HASH}.narinfo`, payload: narinfoFor(first, PATH_HASH) })).statusCode, 204, 'idempotent')
+  t.same(parseNarInfo((await app.inject({ url: `/${PATH_HASH}.narinfo` })).body).signatures, [signature], 'signatures accumulate')
+
+  const open = await setUp({ allowNarinfoOverwrite: true })
+  t.equal((await open.inject({ method: 'PUT', url: `/${PATH_HASH}.narinfo`, payload: narinfoFor(second, PATH_HASH) })).statusCode, 204)
+  t.match((await open.inject({ url: `/${PATH_HASH}.narinfo` })).body, `NarHash: sha256:${second.hash}`, 'allowNarinfoOverwrite: the new one replaces it')
+})
+
+t.test('signatures are bounded by maxSignatures, ours included', async (t) => {
+  const dir = await tempDir(t)
+  await writeFile(join(dir, 'key'), formatSecretKey(generateSecretKey('cache.test-1')))
+  const app = await build(t, { maxSignatures: 3, signingKeyFiles: [join(dir, 'key')] })
+  const nar = await sample(t)
+  await app.inject({ method: 'PUT', url: '/nar/upload.nar', payload: nar.bytes })
+  const sig = (name: string): string => `Sig: ${name}:${Buffer.alloc(64, name.length).toString('base64')}\n`
+  const tooMany = await app.inject({ method: 'PUT', url: `/${PATH_HASH}.narinfo`, payload: narinfoFor(nar, PATH_HASH) + sig('a') + sig('bb') + sig('ccc') + sig('dddd') })
+  t.equal(tooMany.statusCode, 400)
+  t.equal((await app.inject({ method: 'PUT', url: `/${PATH_HASH}.narinfo`, payload: narinfoFor(nar, PATH_HASH) + sig('a') + sig('bb') })).statusCode, 204)
+  t.equal((await app.inject({ method: 'PUT', url: `/${PATH_HASH}.narinfo`, payload: narinfoFor(nar, PATH_HASH) + sig('ccc') })).statusCode, 204)
+  const kept = parseNarInfo((await app.inject({ url: `/${PATH_HASH}.narinfo` })).body).signatures
+  t.equal(kept.length, 3)
+  t.ok(kept.some((signature) => signature.startsWith('cache.test-1:')), 'ours is always there')
 })
