@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { STORED_LOG_ENCODING, type LogRecord } from '../src/cache/build-logs.ts'
 import { digestHex } from '../src/castore/digest.ts'
 import { compressStream, negotiateEncoding, type ContentEncoding } from '../src/http/encoding.ts'
+import { recordFailure } from '../src/http/request-log.ts'
 import { sendNotFound } from '../src/http/send.ts'
 import { clientGone, uploadBody } from '../src/http/upload-body.ts'
 import { requireWrite } from '../src/plugins/access.ts'
@@ -76,7 +77,7 @@ export default async function logRoutes(fastify: FastifyInstance): Promise<void>
     const text = Readable.from(fastify.cache.logs.text(log, signal))
     if (encoding === undefined) return reply.header('content-length', log.record.size).send(text)
     const compressor = compressStream(encoding)
-    pipeline(text, compressor).catch((error: unknown) => request.log.warn({ err: error }, 'log stream ended early'))
+    pipeline(text, compressor).catch((error: unknown) => recordFailure(request, error))
     return reply.header('content-encoding', encoding).send(compressor)
   })
 

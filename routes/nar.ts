@@ -5,6 +5,7 @@ import type { ServableNar } from '../src/cache/nar-service.ts'
 import { encode } from '../src/codec/encode.ts'
 import { compressStream, negotiateEncoding } from '../src/http/encoding.ts'
 import { parseRange } from '../src/http/range.ts'
+import { recordFailure } from '../src/http/request-log.ts'
 import { sendNotFound } from '../src/http/send.ts'
 import { clientGone, uploadBody } from '../src/http/upload-body.ts'
 import { formatNixHash } from '../src/nix/hash.ts'
@@ -91,7 +92,7 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
       reply.header('vary', 'Accept-Encoding')
       if (encoding !== undefined) {
         const compressor = compressStream(encoding)
-        pipeline(body, compressor).catch((error: unknown) => request.log.warn({ err: error }, 'NAR stream ended early'))
+        pipeline(body, compressor).catch((error: unknown) => recordFailure(request, error))
         return reply.header('content-encoding', encoding).send(compressor)
       }
     }

@@ -22,6 +22,8 @@ export const errorTable = {
   /** A Content-Encoding the server cannot decode. */
   UNSUPPORTED_ENCODING: { status: 415, transient: false },
   BAD_CONFIG: { status: 500, transient: false },
+  /** Load shedding: the request may be retried after Retry-After. */
+  OVERLOADED: { status: 503, transient: true },
   STORE_UNAVAILABLE: { status: 503, transient: true },
   STORE_FAILED: { status: 502, transient: false },
   CORRUPT_OBJECT: { status: 502, transient: false },
@@ -35,12 +37,17 @@ export interface NixcasErrorOptions {
   cause?: unknown
   /** Overrides the table's transient flag (e.g. a store error known to be a timeout). */
   transient?: boolean
+  /** The store instance and key the error is about, as fields for logs (a corrupt object). */
+  store?: string
+  key?: string
 }
 
 export class NixcasError extends Error {
   readonly code: ErrorCode
   readonly status: number
   readonly transient: boolean
+  readonly store?: string
+  readonly key?: string
 
   constructor(code: ErrorCode, message: string, options: NixcasErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
@@ -48,6 +55,8 @@ export class NixcasError extends Error {
     this.code = code
     this.status = errorTable[code].status
     this.transient = options.transient ?? errorTable[code].transient
+    if (options.store !== undefined) this.store = options.store
+    if (options.key !== undefined) this.key = options.key
   }
 }
 

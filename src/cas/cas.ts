@@ -1,4 +1,4 @@
-import { NixcasError } from '../errors.ts'
+import { NixcasError, isNixcasError } from '../errors.ts'
 import { digestOf, digestsEqual, type Digest } from '../castore/digest.ts'
 import { decodeDirectory, directoryDigest } from '../castore/directory.ts'
 import { decodeManifest, type ChunkRef } from '../castore/manifest.ts'
@@ -30,12 +30,22 @@ export class Cas {
     return bytes
   }
 
+  /** Decodes an object read from the store; a malformed one is CORRUPT_OBJECT naming the store and key. */
+  private decoded<T>(key: string, decode: () => T): T {
+    try {
+      return decode()
+    } catch (error) {
+      if (!isNixcasError(error, 'CORRUPT_OBJECT') || error.key !== undefined) throw error
+      throw new NixcasError('CORRUPT_OBJECT', `${key} in store "${this.store.name}": ${error.message}`, { cause: error, store: this.store.name, key })
+    }
+  }
+
   /** A chunk's bytes, checked against its digest (and size, when known). */
   async getChunk(digest: Digest, size?: number, signal?: AbortSignal): Promise<Buffer> {
     const key = keys.chunk(digest)
     const bytes = await this.required(key, 'chunk', signal)
     if ((size !== undefined && bytes.length !== size) || (this.verify && !digestsEqual(digestOf(bytes), digest))) {
-      throw new NixcasError('CORRUPT_OBJECT', `chunk ${key} from store "${this.store.name}" does not match its digest`)
+      throw new NixcasError('CORRUPT_OBJECT', `chunk ${key} from store "${this.store.name}" does not match its digest`, { store: this.store.name, key })
     }
     return bytes
   }
@@ -49,7 +59,9 @@ export class Cas {
   }
 
   async getManifest(blob: Digest, size: number, signal?: AbortSignal): Promise<ChunkRef[]> {
-    return decodeManifest(await this.required(keys.manifest(blob), 'blob manifest', signal), size)
+    const key = keys.manifest(blob)
+    const bytes = await this.required(key, 'blob manifest', signal)
+    return this.decoded(key, () => decodeManifest(bytes, size))
   }
 
   putManifest(blob: Digest, encoding: Uint8Array): Promise<void> {
@@ -61,9 +73,9 @@ export class Cas {
     const key = keys.directory(digest)
     const bytes = await this.required(key, 'directory', signal)
     if (!digestsEqual(directoryDigest(bytes), digest)) {
-      throw new NixcasError('CORRUPT_OBJECT', `directory ${key} from store "${this.store.name}" does not match its digest`)
+      throw new NixcasError('CORRUPT_OBJECT', `directory ${key} from store "${this.store.name}" does not match its digest`, { store: this.store.name, key })
     }
-    return decodeDirectory(bytes)
+    return this.decoded(key, () => decodeDirectory(bytes))
   }
 
   putDirectory(digest: Digest, encoding: Uint8Array): Promise<void> {
@@ -72,8 +84,9 @@ export class Cas {
 
   /** The closure pack of a root directory, or undefined when there is none. */
   async getPack(root: Digest, signal?: AbortSignal): Promise<PackRecord[] | undefined> {
-    const bytes = await this.store.get(keys.closurePack(root), { signal })
-    return bytes && decodePack(bytes)
+    const key = keys.closurePack(root)
+    const bytes = await this.store.get(key, { signal })
+    return bytes && this.decoded(key, () => decodePack(bytes))
   }
 
   putPack(root: Digest, encoding: Uint8Array): Promise<void> {
@@ -81,8 +94,9 @@ export class Cas {
   }
 
   async getPathInfo(storePathHash: string): Promise<PathInfo | undefined> {
-    const bytes = await this.store.get(keys.pathInfo(storePathHash))
-    return bytes && decodePathInfo(bytes)
+    const key = keys.pathInfo(storePathHash)
+    const bytes = await this.store.get(key)
+    return bytes && this.decoded(key, () => decodePathInfo(bytes))
   }
 
   putPathInfo(storePathHash: string, info: PathInfo): Promise<void> {
