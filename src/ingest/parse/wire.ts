@@ -1,0 +1,232 @@
+import { DIGEST_SIZE } from '../../castore/digest.ts'
+import type { ChunkSizes } from '../../castore/chunker.ts'
+import type { CodecMethod } from '../../codec/methods.ts'
+import type { IngestEvent } from '../events.ts'
+
+/**
+ * The messages between the pool (main thread) and an ingest worker, and the encoding of
+ * event batches. A batch is one message whose bytes all travel by transfer: no chunk byte
+ * is copied by structured clone, and the main thread does no copying at all.
+ */
+
+/** Main → worker. Byte counts are totals since the session opened, so no update can be lost or counted twice. */
+export type ToWorker =
+  | {
+      kind: 'open'
+      id: number
+      method: CodecMethod
+      chunkSizes: ChunkSizes | undefined
+      maxNarSize: number | undefined
+      /** Total event cost the session may produce (see `eventCost`); raised by `credit`. */
+      credit: number
+      batchBytes: number
+    }
+  | { kind: 'input'; id: number; bytes: Uint8Array }
+  | { kind: 'end'; id: number }
+  | { kind: 'credit'; id: number; credit: number }
+  | { kind: 'cancel'; id: number }
+  | { kind: 'stats'; request: number }
+
+export interface WireError {
+  code: string
+  message: string
+  reason?: string
+  offset?: number
+}
+
+/** Worker → main. `taken` is the total input bytes the session's decoder has taken off its queue. */
+export type FromWorker =
+  | { kind: 'events'; id: number; batch: WireBatch; taken: number }
+  | { kind: 'taken'; id: number; taken: number }
+  | { kind: 'error'; id: number; error: WireError; taken: number }
+  | { kind: 'stats'; request: number; stats: WorkerStats }
+
+/** What a worker reports about itself: progress counters for tests, benchmarks and metrics. */
+export interface WorkerStats {
+  threadId: number
+  /** Sessions open in the worker (a cancelled one counts until its parse has stopped). */
+  sessions: number
+  /** Sessions whose parse waits because their consumer has not pulled enough. */
+  waitingForCredit: number
+  /** NAR bytes decoded (including any a decoder holds), over every session since the worker started. */
+  decodedBytes: number
+  /** Input bytes queued and not yet taken by a decoder, over every session. */
+  queuedInputBytes: number
+}
+
+/**
+ * The cost of an event against a session's output bound: its bytes plus a fixed overhead,
+ * so a NAR of empty files is bounded by event count as one of big files is by bytes.
+ */
+export const EVENT_OVERHEAD = 64
+
+export function eventCost(event: IngestEvent): number {
+  switch (event.type) {
+    case 'chunk':
+      return EVENT_OVERHEAD + event.bytes.length + event.digest.length
+    case 'fileEnd':
+      return EVENT_OVERHEAD + event.digest.length
+    case 'file':
+    case 'directory':
+      return EVENT_OVERHEAD + (event.name?.length ?? 0)
+    case 'symlink':
+      return EVENT_OVERHEAD + (event.name?.length ?? 0) + event.target.length
+    default:
+      return EVENT_OVERHEAD
+  }
+}
+
+export interface WireBatch {
+  /** Records: a type tag then that type's fields, see `BatchWriter.add`. */
+  records: Float64Array
+  /** Digests, names, targets and small chunks, referenced by (offset, length). */
+  meta: ArrayBuffer
+  /** Chunks of at least OWN_BUFFER bytes, one buffer each. */
+  chunks: ArrayBuffer[]
+}
+
+const Tag = { Directory: 0, End: 1, File: 2, Chunk: 3, FileEnd: 4, Symlink: 5, Done: 6 } as const
+
+/**
+ * Chunks this large get a buffer of their own, so a consumer that keeps one chunk keeps no
+ * other chunk's bytes alive; smaller ones share the batch's meta buffer, so a NAR of many
+ * small files costs a few buffers per batch rather than one per file.
+ */
+const OWN_BUFFER = 4096
+const NULL = -1
+
+/** Collects events in the worker and packs them into one transferable message. */
+export class BatchWriter {
+  private records: number[] = []
+  private metaParts: Uint8Array[] = []
+  private metaBytes = 0
+  private chunks: ArrayBuffer[] = []
+  private cost = 0
+  private count = 0
+
+  get events(): number {
+    return this.count
+  }
+
+  /** The cost of the events added since the last `take`. */
+  get pendingCost(): number {
+    return this.cost
+  }
+
+  private meta(bytes: Uint8Array | null): number {
+    if (bytes === null) return NULL
+    const offset = this.metaBytes
+    this.metaParts.push(bytes)
+    this.metaBytes += bytes.length
+    return offset
+  }
+
+  /** Adds `event` and returns its cost. */
+  add(event: IngestEvent): number {
+    const cost = eventCost(event)
+    this.cost += cost
+    this.count++
+    const r = this.records
+    switch (event.type) {
+      case 'directory':
+        r.push(Tag.Directory, this.meta(event.name), event.name?.length ?? NULL)
+        break
+      case 'end':
+        r.push(Tag.End)
+        break
+      case 'file':
+        r.push(Tag.File, this.meta(event.name), event.name?.length ?? NULL, event.executable ? 1 : 0, event.size)
+        break
+      case 'chunk': {
+        const digest = this.meta(event.digest)
+        if (event.bytes.length >= OWN_BUFFER) {
+          // A copy in the worker, so the transfer detaches nothing else (chunks are views of decoder output).
+          const own = Buffer.allocUnsafeSlow(event.bytes.length)
+          own.set(event.bytes)
+          this.chunks.push(own.buffer)
+          r.push(Tag.Chunk, digest, this.chunks.length - 1, 0, own.length)
+        } else {
+          r.push(Tag.Chunk, digest, NULL, this.meta(event.bytes), event.bytes.length)
+        }
+        break
+      }
+      case 'fileEnd':
+        r.push(Tag.FileEnd, this.meta(event.digest))
+        break
+      case 'symlink':
+        r.push(Tag.Symlink, this.meta(event.name), event.name?.length ?? NULL, this.meta(event.target), event.target.length)
+        break
+      case 'done':
+        r.push(Tag.Done, this.meta(event.narHash), event.narHash.length, event.narSize)
+        break
+    }
+    return cost
+  }
+
+  /** The batch so far and the buffers to transfer with it; the writer starts empty again. */
+  take(): { batch: WireBatch; transfer: ArrayBuffer[] } {
+    const meta = Buffer.allocUnsafeSlow(this.metaBytes)
+    let offset = 0
+    for (const part of this.metaParts) {
+      meta.set(part, offset)
+      offset += part.length
+    }
+    const batch: WireBatch = { records: Float64Array.from(this.records), meta: meta.buffer, chunks: this.chunks }
+    this.records = []
+    this.metaParts = []
+    this.metaBytes = 0
+    this.chunks = []
+    this.cost = 0
+    this.count = 0
+    return { batch, transfer: [batch.records.buffer as ArrayBuffer, batch.meta, ...batch.chunks] }
+  }
+}
+
+/** The events of a batch, as views of its transferred buffers. */
+export function readBatch(batch: WireBatch): IngestEvent[] {
+  const { records, meta, chunks } = batch
+  const view = (offset: number, length: number): Buffer => Buffer.from(meta, offset, length)
+  const maybe = (offset: number, length: number): Buffer | null => (length === NULL ? null : view(offset, length))
+  const events: IngestEvent[] = []
+  const field = (index: number): number => records[index] as number
+  let i = 0
+  while (i < records.length) {
+    const tag = field(i)
+    switch (tag) {
+      case Tag.Directory:
+        events.push({ type: 'directory', name: maybe(field(i + 1), field(i + 2)) })
+        i += 3
+        break
+      case Tag.End:
+        events.push({ type: 'end' })
+        i += 1
+        break
+      case Tag.File:
+        events.push({ type: 'file', name: maybe(field(i + 1), field(i + 2)), executable: field(i + 3) === 1, size: field(i + 4) })
+        i += 5
+        break
+      case Tag.Chunk: {
+        const buffer = field(i + 2)
+        const bytes = buffer === NULL ? view(field(i + 3), field(i + 4)) : Buffer.from(chunks[buffer] as ArrayBuffer)
+        events.push({ type: 'chunk', digest: view(field(i + 1), DIGEST_SIZE), bytes })
+        i += 5
+        break
+      }
+      case Tag.FileEnd:
+        events.push({ type: 'fileEnd', digest: view(field(i + 1), DIGEST_SIZE) })
+        i += 2
+        break
+      case Tag.Symlink:
+        events.push({ type: 'symlink', name: maybe(field(i + 1), field(i + 2)), target: view(field(i + 3), field(i + 4)) })
+        i += 5
+        break
+      case Tag.Done:
+        events.push({ type: 'done', narHash: view(field(i + 1), field(i + 2)), narSize: field(i + 3) })
+        i += 4
+        break
+      default:
+        throw new Error(`unknown event tag ${String(tag)} in a batch from an ingest worker`)
+    }
+  }
+  return events
+}
