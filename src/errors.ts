@@ -17,6 +17,10 @@ export const errorTable = {
   BAD_RANGE: { status: 416, transient: false },
   FORBIDDEN: { status: 403, transient: false },
   TOO_LARGE: { status: 413, transient: false },
+  /** An upload that contradicts what is stored (another NarHash for the same store path). */
+  CONFLICT: { status: 409, transient: false },
+  /** A Content-Encoding the server cannot decode. */
+  UNSUPPORTED_ENCODING: { status: 415, transient: false },
   BAD_CONFIG: { status: 500, transient: false },
   /** A fault of ours, not of the request or a store (e.g. an ingest worker that died). */
   INTERNAL: { status: 500, transient: false },
