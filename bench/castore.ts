@@ -13,7 +13,7 @@ import { ingestNar } from '../src/ingest/ingest.ts'
 import { writeNar } from '../src/nix/nar-writer.ts'
 import { loadClosure } from '../src/render/closure.ts'
 import { layoutNar } from '../src/render/layout.ts'
-import { DEFAULT_MAX_REQUESTS, DEFAULT_WINDOW_BYTES, renderNar, type RenderOptions } from '../src/render/render.ts'
+import { RENDER_DEFAULTS, renderNar, type RenderOptions } from '../src/render/render.ts'
 import { Cas } from '../src/cas/cas.ts'
 import { FsStore } from '../src/stores/fs.ts'
 import { S3Store } from '../src/stores/s3.ts'
@@ -83,7 +83,7 @@ export async function benchCastore(): Promise<void> {
     const farCas = new Cas(far)
     for (const [label, options] of [
       [`render ← s3rver +10 ms, C=1`, { maxRequests: 1 }],
-      [`render ← s3rver +10 ms, C=${DEFAULT_MAX_REQUESTS}, W=${DEFAULT_WINDOW_BYTES / 1048576} MiB (default)`, {}],
+      [`render ← s3rver +10 ms, C=${RENDER_DEFAULTS.remote.maxRequests}, W=${RENDER_DEFAULTS.remote.windowBytes / 1048576} MiB (default)`, {}],
     ] as const) {
       const run = await measured(() => render(farCas, root as CasNode, options), options.maxRequests === 1 ? 1 : 3)
       rows.push({ what: label, 'MB/s': Math.round(size / MB / run.seconds), 'peak RSS +MB': run.rss.toFixed(0) })

@@ -8,6 +8,7 @@
 export class ByteBudget {
   private used = 0
   peak = 0
+  private readonly waiters: { size: number; holdingNothing: boolean; wake: () => void }[] = []
 
   constructor(readonly capacity: number) {}
 
@@ -22,8 +23,34 @@ export class ByteBudget {
     return true
   }
 
+  /** Waits, first come first served, until `size` fits (or the caller holds nothing). */
+  async acquire(size: number, holdingNothing: boolean, signal?: AbortSignal): Promise<void> {
+    if (this.waiters.length === 0 && this.tryAcquire(size, holdingNothing)) return
+    signal?.throwIfAborted()
+    await new Promise<void>((resolve, reject) => {
+      const waiter = { size, holdingNothing, wake: resolve }
+      this.waiters.push(waiter)
+      signal?.addEventListener(
+        'abort',
+        () => {
+          const index = this.waiters.indexOf(waiter)
+          if (index < 0) return
+          this.waiters.splice(index, 1)
+          reject(signal.reason as Error)
+        },
+        { once: true },
+      )
+    })
+  }
+
   release(size: number): void {
     this.used -= size
+    while (this.waiters.length > 0) {
+      const next = this.waiters[0] as (typeof this.waiters)[number]
+      if (!this.tryAcquire(next.size, next.holdingNothing)) break
+      this.waiters.shift()
+      next.wake()
+    }
   }
 }
 

@@ -10,7 +10,11 @@ import { PrefetchStats } from './render/prefetcher.ts'
 import { BinaryCache } from './cache/binary-cache.ts'
 import { NarService } from './cache/nar-service.ts'
 import { Cas } from './cas/cas.ts'
+import { DedupIndex } from './cas/dedup-index.ts'
 import { InstrumentedStore } from './stores/instrumented.ts'
+
+/** How often each replica reads the index segments others wrote. */
+const DEDUP_REFRESH_MS = 60_000
 
 /** Everything the app needs, built from configuration: stores, keys, services. */
 export async function appOptionsFrom(config: ServerConfig, logger: Logger): Promise<AppOptions> {
@@ -27,6 +31,8 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
   metrics.gauge('nixcas_prefetch_buffered_bytes', 'Bytes held by NAR prefetch windows (in flight or waiting)', () => [[{}, prefetchStats.buffered]])
   metrics.gauge('nixcas_prefetch_requests_in_flight', 'Chunk requests in flight for NAR responses', () => [[{}, prefetchStats.inFlight]])
   const cas = new Cas(stack.root)
+  const dedup = new DedupIndex(config.dedupIndexEntries)
+  metrics.gauge('nixcas_dedup_index_entries', 'Chunks the dedup index knows', () => [[{}, dedup.size]])
   const nars = new NarService(cas, { windowBytes: config.windowBytes, maxRequests: config.maxRequests, budget: renderBudget, stats: prefetchStats })
   const cache = new BinaryCache(cas, {
     storeDir: config.storeDir,
@@ -41,6 +47,8 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
     ingest: {
       maxNarSize: config.maxNarSize,
       maxBytesInFlight: config.uploadBytesInFlight,
+      packSize: config.packSize,
+      dedup,
       onBytes: (count) => metrics.ingestBytes.inc({}, count),
       budget: uploadBudget,
     },
@@ -96,5 +104,22 @@ export async function startServer(config: ServerConfig, logger: Logger = pino({ 
   process.once('SIGINT', shutdown)
   process.once('SIGTERM', shutdown)
   await app.listen({ host: config.host, port: config.port })
+  // Dedup learns what is stored (other replicas' ingests too) in the background: a miss
+  // stores a chunk twice, it never fails a request.
+  const refresh = new AbortController()
+  const learn = (): void => {
+    options.cache.refreshDedup(refresh.signal).then(
+      (learned) => learned > 0 && logger.info({ learned }, 'dedup index refreshed'),
+      (error: unknown) => refresh.signal.aborted || logger.warn({ err: error }, 'dedup index refresh failed'),
+    )
+  }
+  learn()
+  const timer = setInterval(learn, DEDUP_REFRESH_MS).unref()
+  const stopLearning = (): void => {
+    clearInterval(timer)
+    refresh.abort()
+  }
+  process.once('SIGINT', stopLearning)
+  process.once('SIGTERM', stopLearning)
   return app
 }

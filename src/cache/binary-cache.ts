@@ -11,7 +11,7 @@ import { decodeNixbase32, encodeNixbase32 } from '../nix/nixbase32.ts'
 import type { PublicKey, SecretKey } from '../nix/signing.ts'
 import { isStorePathHash, parseStorePath } from '../nix/store-path.ts'
 import { loadClosure } from '../render/closure.ts'
-import { listing } from '../render/listing.ts'
+import { listingJson } from '../render/listing.ts'
 import type { Cas } from '../cas/cas.ts'
 import { BuildLogs } from './build-logs.ts'
 import { DebugInfoIndex } from './debug-info.ts'
@@ -72,6 +72,11 @@ export class BinaryCache {
     this.debugInfo = new DebugInfoIndex(cas)
   }
 
+  /** Learns the chunks other replicas (or this one, before a restart) stored; returns how many. */
+  refreshDedup(signal?: AbortSignal): Promise<number> {
+    return this.options.ingest.dedup?.refresh(this.cas, signal) ?? Promise.resolve(0)
+  }
+
   get signingKeyNames(): string[] {
     return this.options.signingKeys.map((key) => key.name)
   }
@@ -129,7 +134,7 @@ export class BinaryCache {
     const narinfo = parseNarInfo(text, this.options.storeDir, { maxSignatures: this.options.maxSignatures })
     const path = parseStorePath(narinfo.storePath, this.options.storeDir)
     if (path.hash !== hash) throw new NixcasError('BAD_NARINFO', `StorePath ${narinfo.storePath} does not belong at ${hash}.narinfo`)
-    const entry = await this.cas.getNarIndex(narinfo.narHash)
+    const entry = await this.cas.getNarRecord(narinfo.narHash)
     if (entry === undefined) throw new NixcasError('BAD_NARINFO', `no NAR with NarHash ${formatNixHash(narinfo.narHash)} was uploaded`)
     if (entry.narSize !== narinfo.narSize) throw new NixcasError('BAD_NARINFO', `NarSize ${narinfo.narSize} differs from the uploaded NAR's ${entry.narSize} bytes`)
     if (this.options.requireUploadSignature && validNarInfoSignatures(narinfo, this.options.trustedUploadKeys, this.options.storeDir).length === 0) {
@@ -161,18 +166,20 @@ export class BinaryCache {
     this.narinfos.delete(hash)
   }
 
-  /** The `.ls` listing of a store path, or undefined. */
-  async listing(hash: string): Promise<ReturnType<typeof listing> | undefined> {
+  /** The `.ls` listing of a store path as JSON text in pieces, or undefined. Its closure is loaded (and checked) first. */
+  async listing(hash: string, signal?: AbortSignal): Promise<Iterable<string> | undefined> {
     checkStorePathHash(hash)
     const info = await this.cas.getPathInfo(hash)
-    return info && listing(info.root, await loadClosure(this.cas, info.root))
+    if (info === undefined) return undefined
+    const record = await this.cas.getNarRecord(info.narHash, signal)
+    return listingJson(info.root, record?.tree ?? (await loadClosure(this.cas, info.root, signal)))
   }
 
   /** Whether a NAR was uploaded under this file name (Nix HEADs before it PUTs). */
   async hasUpload(name: string): Promise<boolean> {
     const parsed = parseNarFileName(name)
     if (!parsed) return false
-    if (parsed.compression === 'none' && NAR_HASH.test(parsed.stem) && (await this.cas.getNarIndex(narHashOf(parsed.stem))) !== undefined) return true
+    if (parsed.compression === 'none' && NAR_HASH.test(parsed.stem) && (await this.cas.getNarRecord(narHashOf(parsed.stem))) !== undefined) return true
     return this.cas.hasUpload(parsed.stem, name)
   }
 
@@ -194,11 +201,9 @@ export class BinaryCache {
   async putNar(name: string, body: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<IngestResult> {
     const parsed = parseNarFileName(name)
     if (!parsed) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(name)} is not <name>.nar[.xz|.zst|.bz2]`)
-    const result = await ingestNar(this.cas, decompress(body, parsed.compression), { ...this.options.ingest, signal })
-    // A plain `.nar` named by its NAR hash must be that NAR.
-    if (parsed.compression === 'none' && NAR_HASH.test(parsed.stem) && !hashesEqual(result.narHash, narHashOf(parsed.stem))) {
-      throw new NixcasError('BAD_REQUEST', `the uploaded NAR's hash ${encodeNixbase32(result.narHash.digest)} does not match its name`)
-    }
+    // A plain `.nar` named by its NAR hash must be that NAR, checked before it is indexed: a refused NAR is never servable.
+    const expectedNarHash = parsed.compression === 'none' && NAR_HASH.test(parsed.stem) ? narHashOf(parsed.stem) : undefined
+    const result = await ingestNar(this.cas, decompress(body, parsed.compression), { ...this.options.ingest, signal, expectedNarHash })
     await this.cas.putUpload(parsed.stem, name, result.narHash)
     return result
   }

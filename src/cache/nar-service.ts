@@ -1,10 +1,10 @@
 import { LRUCache } from 'lru-cache'
 import type { ByteBudget } from '../budget.ts'
 import type { Cas } from '../cas/cas.ts'
-import type { NarIndexEntry } from '../castore/path-info.ts'
+import type { NarRecord } from '../castore/nar-record.ts'
 import type { NixHash } from '../nix/hash.ts'
 import { decodeNixbase32 } from '../nix/nixbase32.ts'
-import { loadClosure } from '../render/closure.ts'
+import { treeOf } from '../render/load.ts'
 import { layoutNar, type Layout } from '../render/layout.ts'
 import type { PrefetchStats } from '../render/prefetcher.ts'
 import { renderNar, type NarRange } from '../render/render.ts'
@@ -16,10 +16,10 @@ export const NAR_HASH = /^[0-9a-df-np-sv-z]{52}$/
 const LAYOUT_CACHE_SEGMENTS = 250_000
 
 export interface NarServiceOptions {
-  /** Bytes fetched ahead of one client (W). */
-  windowBytes: number
-  /** Store requests in flight for one client (C). */
-  maxRequests: number
+  /** Bytes fetched ahead of one client (W); chosen by the store's locality when unset. */
+  windowBytes?: number
+  /** Store requests in flight for one client (C); chosen by the store's locality when unset. */
+  maxRequests?: number
   /** Bounds the windows of every response together. */
   budget: ByteBudget
   stats: PrefetchStats
@@ -48,10 +48,10 @@ export class NarService {
   ) {}
 
   /** What the index knows of the NAR whose sha256 is `narHashBase32`: one small read. */
-  async entry(narHashBase32: string): Promise<{ narHash: NixHash; entry: NarIndexEntry } | undefined> {
+  async entry(narHashBase32: string): Promise<{ narHash: NixHash; entry: NarRecord } | undefined> {
     if (!NAR_HASH.test(narHashBase32)) return undefined
     const narHash: NixHash = { algorithm: 'sha256', digest: decodeNixbase32(narHashBase32, 32) }
-    const entry = await this.cas.getNarIndex(narHash)
+    const entry = await this.cas.getNarRecord(narHash)
     return entry && { narHash, entry }
   }
 
@@ -61,7 +61,8 @@ export class NarService {
     if (cached) return cached
     const found = await this.entry(narHashBase32)
     if (found === undefined) return undefined
-    const nar = { narHash: found.narHash, layout: layoutNar(found.entry.root, await loadClosure(this.cas, found.entry.root, signal)) }
+    const tree = await treeOf(this.cas, found.entry, signal)
+    const nar = { narHash: found.narHash, layout: layoutNar(found.entry.root, tree) }
     this.layouts.set(narHashBase32, nar)
     return nar
   }

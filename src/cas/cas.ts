@@ -2,7 +2,8 @@ import { NixcasError, isNixcasError } from '../errors.ts'
 import { digestOf, digestsEqual, type Digest } from '../castore/digest.ts'
 import { decodeDirectory, directoryDigest } from '../castore/directory.ts'
 import { decodeManifest, type ChunkRef } from '../castore/manifest.ts'
-import { decodeNarIndexEntry, decodePathInfo, encodeNarIndexEntry, encodePathInfo, type NarIndexEntry, type PathInfo } from '../castore/path-info.ts'
+import { decodeNarRecord, type NarRecord } from '../castore/nar-record.ts'
+import { decodePathInfo, encodePathInfo, type PathInfo } from '../castore/path-info.ts'
 import type { DirectoryEntry } from '../castore/node.ts'
 import { decodePack, type PackRecord } from '../castore/pack.ts'
 import type { BuildTraceKey, DrvOutputId } from '../nix/drv-output.ts'
@@ -103,13 +104,53 @@ export class Cas {
     return this.store.put(keys.pathInfo(storePathHash), encodePathInfo(info))
   }
 
-  async getNarIndex(narHash: NixHash): Promise<NarIndexEntry | undefined> {
-    const bytes = await this.store.get(keys.narIndex(narHash))
-    return bytes && decodeNarIndexEntry(bytes)
+  /** The record of the NAR with this hash (a version 1 index entry carries only its root). */
+  async getNarRecord(narHash: NixHash, signal?: AbortSignal): Promise<NarRecord | undefined> {
+    const key = keys.narRecord(narHash)
+    const bytes = await this.store.get(key, { signal })
+    return bytes && this.decoded(key, () => decodeNarRecord(bytes))
   }
 
-  putNarIndex(narHash: NixHash, entry: NarIndexEntry): Promise<void> {
-    return this.store.put(keys.narIndex(narHash), encodeNarIndexEntry(entry))
+  /** Publishes a NAR: once this write lands, the NAR is visible. */
+  putNarRecord(narHash: NixHash, encoding: Uint8Array): Promise<void> {
+    return this.store.put(keys.narRecord(narHash), encoding)
+  }
+
+  putDataPack(digest: Digest, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
+    return this.store.put(keys.dataPack(digest), bytes, { signal })
+  }
+
+  /**
+   * `length` bytes of a data pack from `offset`, holding `chunks` back to back: each is
+   * checked against its digest when the store is not trusted. A pack that is missing or
+   * shorter than its record says is MISSING_OBJECT or CORRUPT_OBJECT, never short bytes.
+   */
+  async readPackRun(pack: Digest, offset: number, length: number, chunks: readonly { digest: Digest; size: number; at: number }[], signal?: AbortSignal): Promise<Buffer> {
+    const key = keys.dataPack(pack)
+    const bytes = await this.store.get(key, { range: { offset, length }, signal })
+    if (bytes === undefined) throw new NixcasError('MISSING_OBJECT', `data pack ${key} is missing from store "${this.store.name}"`)
+    if (bytes.length !== length) throw new NixcasError('CORRUPT_OBJECT', `data pack ${key} in store "${this.store.name}" is shorter than its records say`, { store: this.store.name, key })
+    if (this.verify) {
+      for (const chunk of chunks) {
+        if (!digestsEqual(digestOf(bytes.subarray(chunk.at, chunk.at + chunk.size)), chunk.digest)) {
+          throw new NixcasError('CORRUPT_OBJECT', `a chunk in data pack ${key} from store "${this.store.name}" does not match its digest`, { store: this.store.name, key })
+        }
+      }
+    }
+    return bytes
+  }
+
+  putIndexSegment(name: string, encoding: Uint8Array): Promise<void> {
+    return this.store.put(keys.indexSegment(name), encoding)
+  }
+
+  async getIndexSegment(key: string, signal?: AbortSignal): Promise<Buffer | undefined> {
+    if (!key.startsWith(keys.indexSegments)) throw new NixcasError('INTERNAL', `${key} is not an index segment`)
+    return this.store.get(key, { signal })
+  }
+
+  listIndexSegments(): AsyncIterable<{ key: string; size: number; modified: number }> {
+    return this.store.list(keys.indexSegments)
   }
 
   /** The NAR an uploaded file name (`<stem>.nar[.xz|…]`, validated by the caller) became. */
@@ -117,7 +158,7 @@ export class Cas {
     const bytes = await this.store.get(keys.upload(stem, fileName))
     if (bytes === undefined) return undefined
     const text = bytes.toString('latin1')
-    if (!isNixbase32(text) || text.length !== nixbase32Length(32)) throw new NixcasError('CORRUPT_OBJECT', `upload record ${keys.upload(stem, fileName)} is malformed`)
+    if (!isNixbase32(text) || text.length !== nixbase32Length(32)) throw new NixcasError('CORRUPT_OBJECT', `upload record ${keys.upload(stem, fileName)} is malformed`, { store: this.store.name, key: keys.upload(stem, fileName) })
     return { algorithm: 'sha256', digest: decodeNixbase32(text, 32) }
   }
 

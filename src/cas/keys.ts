@@ -13,7 +13,6 @@ const sharded = (kind: string, id: string): string => `${kind}/${id.slice(0, 2)}
  */
 export const keyText = (name: string): string => name.replace(/[^A-Za-z0-9-]/g, (char) => `_${char.charCodeAt(0).toString(16).padStart(2, '0')}`)
 
-
 /**
  * The key layout: the one place object keys are made. Keys derive only from digests,
  * hashes and names that were validated before they get here, sharded two characters deep
@@ -24,8 +23,14 @@ export const keys = {
   manifest: (blob: Digest): string => sharded('blobs', digestHex(blob)),
   directory: (digest: Digest): string => sharded('dirs', digestHex(digest)),
   closurePack: (root: Digest): string => sharded('packs', digestHex(root)),
+  /** A data pack, named by the digest of its bytes. */
+  dataPack: (digest: Digest): string => sharded('data', digestHex(digest)),
+  /** Which chunks one ingest added and where: what dedup learns from, on any replica. */
+  indexSegment: (name: string): string => `index/${name}`,
+  indexSegments: 'index/',
   pathInfo: (storePathHash: string): string => sharded('info', storePathHash),
-  narIndex: (narHash: NixHash): string => sharded('nar', encodeNixbase32(narHash.digest)),
+  /** The NAR record (or, in stores from before data packs, the NAR index entry). */
+  narRecord: (narHash: NixHash): string => sharded('nar', encodeNixbase32(narHash.digest)),
   /** An uploaded NAR file name (`<stem>.nar[.xz|…]`, validated by the caller) → the NAR it became. */
   upload: (stem: string, fileName: string): string => `uploads/${stem.slice(0, 2)}/${fileName}`,
   /** A build log's stored (compressed) bytes, by the BLAKE3 digest of the log text. */

@@ -21,7 +21,7 @@ import { checkEntryName, checkSymlinkTarget, type CasNode, type DirectoryEntry }
  */
 export const DIRECTORY_MAGIC = Buffer.from('NCD1')
 
-const KIND = { file: 0, executable: 1, chunked: 2, chunkedExecutable: 3, directory: 4, symlink: 5 } as const
+export const NODE_KIND = { file: 0, executable: 1, chunked: 2, chunkedExecutable: 3, directory: 4, symlink: 5 } as const
 
 function corrupt(message: string): never {
   throw new NixcasError('CORRUPT_OBJECT', `directory encoding: ${message}`)
@@ -32,6 +32,27 @@ function writeSize(out: Buffer, offset: number, size: number): number {
   return offset + 8
 }
 
+/** Bytes a node takes in the encoding, after its name. */
+export function encodedNodeSize(node: CasNode): number {
+  return 1 + (node.type === 'symlink' ? 2 + node.target.length : DIGEST_SIZE + 8)
+}
+
+/** Writes a node (kind, then digest and size, or the symlink target); returns the offset after it. */
+export function writeNode(out: Buffer, at: number, node: CasNode): number {
+  let offset = at
+  if (node.type === 'symlink') {
+    checkSymlinkTarget(node.target)
+    out[offset++] = NODE_KIND.symlink
+    out.writeUInt16LE(node.target.length, offset)
+    offset += 2
+    return offset + node.target.copy(out, offset)
+  }
+  out[offset++] = node.type === 'directory' ? NODE_KIND.directory : (node.chunked ? NODE_KIND.chunked : NODE_KIND.file) + (node.executable ? 1 : 0)
+  if (node.digest.length !== DIGEST_SIZE) corrupt('digest of the wrong length')
+  offset += node.digest.copy(out, offset)
+  return writeSize(out, offset, node.size)
+}
+
 export function encodeDirectory(entries: readonly DirectoryEntry[]): Buffer {
   let length = DIRECTORY_MAGIC.length + 4
   let previous: Uint8Array | null = null
@@ -40,7 +61,7 @@ export function encodeDirectory(entries: readonly DirectoryEntry[]): Buffer {
     const problem = entryOrderProblem(previous, name)
     if (problem) corrupt(problem.message)
     previous = name
-    length += 2 + name.length + (node.type === 'symlink' ? 2 + node.target.length : DIGEST_SIZE + 8)
+    length += 1 + name.length + encodedNodeSize(node)
   }
   const out = Buffer.allocUnsafe(length)
   DIRECTORY_MAGIC.copy(out, 0)
@@ -49,19 +70,7 @@ export function encodeDirectory(entries: readonly DirectoryEntry[]): Buffer {
   for (const { name, node } of entries) {
     out[offset++] = name.length
     offset += name.copy(out, offset)
-    if (node.type === 'symlink') {
-      checkSymlinkTarget(node.target)
-      out[offset++] = KIND.symlink
-      out.writeUInt16LE(node.target.length, offset)
-      offset += 2
-      offset += node.target.copy(out, offset)
-      continue
-    }
-    out[offset++] =
-      node.type === 'directory' ? KIND.directory : (node.chunked ? KIND.chunked : KIND.file) + (node.executable ? 1 : 0)
-    if (node.digest.length !== DIGEST_SIZE) corrupt('digest of the wrong length')
-    offset += node.digest.copy(out, offset)
-    offset = writeSize(out, offset, node.size)
+    offset = writeNode(out, offset, node)
   }
   return out
 }
@@ -70,55 +79,60 @@ export function directoryDigest(encoding: Uint8Array): Digest {
   return digestOf(encoding)
 }
 
+/** Reads a node written by `writeNode`, fully validated; anything off is CORRUPT_OBJECT. */
+export function readNode(data: Buffer, at: number): { node: CasNode; offset: number } {
+  let offset = at
+  const need = (length: number): void => {
+    if (offset + length > data.length) corrupt('truncated')
+  }
+  need(1)
+  const kind = data[offset++] as number
+  if (kind === NODE_KIND.symlink) {
+    need(2)
+    const targetLength = data.readUInt16LE(offset)
+    offset += 2
+    if (targetLength === 0 || targetLength > NAR_TARGET_MAX) corrupt('bad symlink target length')
+    need(targetLength)
+    const target = Buffer.from(data.subarray(offset, offset + targetLength))
+    checkSymlinkTarget(target)
+    return { node: { type: 'symlink', target }, offset: offset + targetLength }
+  }
+  if (kind > NODE_KIND.directory) corrupt(`unknown entry kind ${kind}`)
+  need(DIGEST_SIZE + 8)
+  const digest = Buffer.from(data.subarray(offset, offset + DIGEST_SIZE))
+  offset += DIGEST_SIZE
+  const size = data.readBigUInt64LE(offset)
+  offset += 8
+  if (size > BigInt(Number.MAX_SAFE_INTEGER)) corrupt('size too large')
+  const node: CasNode =
+    kind === NODE_KIND.directory
+      ? { type: 'directory', digest, size: Number(size) }
+      : { type: 'file', digest, size: Number(size), executable: (kind & 1) === 1, chunked: kind >= NODE_KIND.chunked }
+  return { node, offset }
+}
+
 /** Decodes and fully validates an encoding; anything off is CORRUPT_OBJECT. */
 export function decodeDirectory(bytes: Uint8Array): DirectoryEntry[] {
   const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   if (data.length < 8 || !data.subarray(0, 4).equals(DIRECTORY_MAGIC)) corrupt('bad magic')
   const count = data.readUInt32LE(4)
   let offset = 8
-  const need = (length: number): void => {
-    if (offset + length > data.length) corrupt('truncated')
-  }
   const entries: DirectoryEntry[] = []
   let previous: Uint8Array | null = null
   for (let index = 0; index < count; index++) {
-    need(1)
+    if (offset + 1 > data.length) corrupt('truncated')
     const nameLength = data[offset++] as number
     if (nameLength === 0 || nameLength > NAR_NAME_MAX) corrupt('bad name length')
-    need(nameLength + 1)
+    if (offset + nameLength > data.length) corrupt('truncated')
     const name = Buffer.from(data.subarray(offset, offset + nameLength))
     offset += nameLength
     checkEntryName(name)
     const problem = entryOrderProblem(previous, name)
     if (problem) corrupt(problem.message)
     previous = name
-    const kind = data[offset++] as number
-    let node: CasNode
-    if (kind === KIND.symlink) {
-      need(2)
-      const targetLength = data.readUInt16LE(offset)
-      offset += 2
-      if (targetLength === 0 || targetLength > NAR_TARGET_MAX) corrupt('bad symlink target length')
-      need(targetLength)
-      const target = Buffer.from(data.subarray(offset, offset + targetLength))
-      offset += targetLength
-      checkSymlinkTarget(target)
-      node = { type: 'symlink', target }
-    } else if (kind <= KIND.directory) {
-      need(DIGEST_SIZE + 8)
-      const digest = Buffer.from(data.subarray(offset, offset + DIGEST_SIZE))
-      offset += DIGEST_SIZE
-      const size = data.readBigUInt64LE(offset)
-      offset += 8
-      if (size > BigInt(Number.MAX_SAFE_INTEGER)) corrupt('size too large')
-      node =
-        kind === KIND.directory
-          ? { type: 'directory', digest, size: Number(size) }
-          : { type: 'file', digest, size: Number(size), executable: (kind & 1) === 1, chunked: kind >= KIND.chunked }
-    } else {
-      return corrupt(`unknown entry kind ${kind}`)
-    }
-    entries.push({ name, node })
+    const read = readNode(data, offset)
+    offset = read.offset
+    entries.push({ name, node: read.node })
   }
   if (offset !== data.length) corrupt('trailing bytes')
   return entries

@@ -7,9 +7,20 @@ import { DIGEST_SIZE, type Digest } from './digest.ts'
  */
 export const MANIFEST_MAGIC = Buffer.from('NCB1')
 
+/** Where a chunk's bytes are: a range of a data pack. */
+export interface ChunkLocation {
+  readonly pack: Digest
+  readonly offset: number
+}
+
+/**
+ * A chunk of a file: its digest and size, and where it is stored when it lives in a data
+ * pack (stores written before packs keep each chunk as an object of its own, keyed by digest).
+ */
 export interface ChunkRef {
   readonly digest: Digest
   readonly size: number
+  readonly location?: ChunkLocation
 }
 
 export function encodeManifest(chunks: readonly ChunkRef[]): Buffer {

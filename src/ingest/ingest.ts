@@ -1,130 +1,133 @@
-import { createHash } from 'node:crypto'
 import type { ByteBudget } from '../budget.ts'
 import { NixcasError } from '../errors.ts'
-import { Chunker, DEFAULT_CHUNK_SIZES, type ChunkSizes } from '../castore/chunker.ts'
-import { DigestStream, digestHex, digestOf } from '../castore/digest.ts'
-import { directoryDigest, encodeDirectory } from '../castore/directory.ts'
-import { encodeManifest, type ChunkRef } from '../castore/manifest.ts'
-import { directoryNarSize, narSizeOf, type CasNode, type DirectoryEntry } from '../castore/node.ts'
-import { encodePack, type PackRecord } from '../castore/pack.ts'
-import { sha256Hash, type NixHash } from '../nix/hash.ts'
-import { readNar } from '../nix/nar-reader.ts'
 import type { Cas } from '../cas/cas.ts'
-import { UploadPool } from './upload-pool.ts'
+import type { DedupIndex } from '../cas/dedup-index.ts'
+import type { ChunkSizes } from '../castore/chunker.ts'
+import { digestHex, type Digest } from '../castore/digest.ts'
+import { directoryDigest, encodeDirectory } from '../castore/directory.ts'
+import type { IndexedChunk } from '../castore/index-segment.ts'
+import { encodeNarRecord, type BlobChunks } from '../castore/nar-record.ts'
+import { directoryNarSize, narSizeOf, type CasNode, type DirectoryEntry } from '../castore/node.ts'
+import { formatNixHash, hashesEqual, sha256Hash, type NixHash } from '../nix/hash.ts'
+import type { IngestEvent } from './events.ts'
+import { PackSink } from './pack-sink.ts'
+import { parseNarEvents } from './parse/parse.ts'
 
 export interface IngestOptions {
   chunkSizes?: ChunkSizes
-  /** Bytes of chunks being uploaded at once; the NAR source waits beyond it. */
+  /** Data packs are sealed at this size (default 16 MiB). */
+  packSize?: number
+  /** Bytes of new chunks one ingest holds at once, filling or uploading (default 64 MiB). */
   maxBytesInFlight?: number
+  /** Pack uploads in flight for one ingest. */
   maxUploads?: number
-  /** Chunks at least this large are HEADed first and not sent when already stored. */
-  headThreshold?: number
-  /** Refuse NARs larger than this. */
+  /** Refuse NARs larger than this (decoded). */
   maxNarSize?: number
   signal?: AbortSignal
   /** Called with the NAR bytes read so far (metrics). */
   onBytes?: (count: number) => void
   /** Shared by all uploads at once. */
   budget?: ByteBudget
+  /** Known chunks, shared by every ingest; without one, chunks dedup only within the NAR. */
+  dedup?: DedupIndex
+  /** The NAR must have this hash (its upload name says so); checked before anything is published. */
+  expectedNarHash?: NixHash
 }
 
 export interface IngestResult {
   root: CasNode
   narHash: NixHash
   narSize: number
+  /** Bytes of chunks this ingest stored (the rest were already stored). */
+  storedBytes: number
+  packs: number
 }
 
-interface FileState {
+export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024
+
+interface OpenFile {
   name: Buffer | null
   executable: boolean
   size: number
-  remaining: number
-  chunker: Chunker
-  hasher: DigestStream
-  chunks: ChunkRef[]
+  chunks: { digest: Digest; size: number; pack: number; offset: number }[]
 }
 
 /**
- * NAR stream → content-addressed tree. Files are chunked as they stream and chunks
- * uploaded concurrently (bounded), directories written bottom-up, then the closure pack
- * and, last, the narhash index entry: until that entry exists the NAR is not visible.
- * A malformed NAR fails with the reader's typed error and writes no index entry.
+ * Ingest events → data packs and one NAR record. New chunks go into this ingest's packs in
+ * NAR order; chunks already stored (this NAR, or the dedup index) are referenced where they
+ * are. Directories live only in the record. The record is written last: until then the NAR
+ * is not visible, and a NAR that fails any check (including `expectedNarHash`) is never
+ * published — its packs are unreferenced, for garbage collection.
  */
-export async function ingestNar(cas: Cas, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: IngestOptions = {}): Promise<IngestResult> {
-  const sizes = options.chunkSizes ?? DEFAULT_CHUNK_SIZES
-  const headThreshold = options.headThreshold ?? 16 * 1024
-  const pool = new UploadPool(options.maxBytesInFlight ?? 64 * 1024 * 1024, options.maxUploads ?? 32, options.signal, options.budget)
-  const narHasher = createHash('sha256')
-  let narSize = 0
-  const maxNarSize = options.maxNarSize ?? Number.MAX_SAFE_INTEGER
-
-  async function* tapped(): AsyncGenerator<Uint8Array> {
-    for await (const bytes of source) {
-      narSize += bytes.length
-      if (narSize > maxNarSize) throw new NixcasError('TOO_LARGE', `the NAR is larger than the limit of ${maxNarSize} bytes`)
-      narHasher.update(bytes)
-      options.onBytes?.(bytes.length)
-      yield bytes
-    }
-  }
-
-  const seen = new Set<string>()
-  const records: PackRecord[] = []
-  const uploadChunk = async (bytes: Uint8Array): Promise<ChunkRef> => {
-    const digest = digestOf(bytes)
-    const id = digestHex(digest)
-    if (!seen.has(id)) {
-      seen.add(id)
-      await pool.add(bytes.length, async (signal) => {
-        if (bytes.length >= headThreshold && (await cas.hasChunk(digest, signal))) return
-        await cas.putChunk(digest, bytes, signal)
-      })
-    }
-    return { digest, size: bytes.length }
-  }
-
+export async function storeNar(cas: Cas, events: AsyncIterable<IngestEvent>, options: IngestOptions = {}): Promise<IngestResult> {
+  const sink = new PackSink(cas, {
+    packSize: options.packSize ?? DEFAULT_PACK_SIZE,
+    maxBytesHeld: options.maxBytesInFlight ?? 64 * 1024 * 1024,
+    maxUploads: options.maxUploads ?? 4,
+    budget: options.budget,
+    signal: options.signal,
+  })
+  /** Packs of this record by digest hex: those this ingest fills, and older ones it references. */
+  const packIndex = new Map<number | string, number>()
+  const stored = new Map<string, { pack: number; offset: number }>()
+  const referenced: Digest[] = []
+  const newChunks: { digest: Digest; size: number; pack: number; offset: number }[] = []
+  const blobs = new Map<string, BlobChunks>()
+  const directories = new Map<string, Uint8Array>()
   const stack: { name: Buffer | null; entries: DirectoryEntry[] }[] = []
   let root: CasNode | undefined
+  let file: OpenFile | undefined
+  let done: { narHash: NixHash; narSize: number } | undefined
+  let storedBytes = 0
+
   const attach = (name: Buffer | null, node: CasNode): void => {
     const parent = stack.at(-1)
     if (parent && name) parent.entries.push({ name, node })
     else root = node
   }
-
-  const finishFile = async (file: FileState): Promise<void> => {
-    for (const chunk of file.chunker.finish()) file.chunks.push(await uploadChunk(chunk))
-    const digest = file.hasher.digest()
-    const chunked = file.chunks.length > 1
-    if (chunked) {
-      const manifest = encodeManifest(file.chunks)
-      records.push({ kind: 'manifest', digest, bytes: manifest })
-      await pool.add(manifest.length, () => cas.putManifest(digest, manifest))
+  /** Index of an existing pack in this record's pack table (after the packs this ingest fills). */
+  const existingPack = (pack: Digest): number => {
+    const key = digestHex(pack)
+    let index = packIndex.get(key)
+    if (index === undefined) {
+      index = -1 - referenced.length
+      referenced.push(pack)
+      packIndex.set(key, index)
     }
-    attach(file.name, { type: 'file', digest, size: file.size, executable: file.executable, chunked })
+    return index
   }
 
-  let file: FileState | undefined
   try {
-    for await (const event of readNar(tapped())) {
+    for await (const event of events) {
       switch (event.type) {
         case 'file':
-          file = {
-            name: event.name && Buffer.from(event.name),
-            executable: event.executable,
-            size: event.size,
-            remaining: event.size,
-            chunker: new Chunker(sizes),
-            hasher: new DigestStream(),
-            chunks: [],
-          }
-          if (file.remaining === 0) await finishFile(file)
+          file = { name: event.name && Buffer.from(event.name), executable: event.executable, size: event.size, chunks: [] }
           break
-        case 'data': {
-          const current = file as FileState
-          current.hasher.update(event.bytes)
-          for (const chunk of current.chunker.push(event.bytes)) current.chunks.push(await uploadChunk(chunk))
-          current.remaining -= event.bytes.length
-          if (current.remaining === 0) await finishFile(current)
+        case 'chunk': {
+          const current = file as OpenFile
+          const digest = Buffer.from(event.digest.buffer, event.digest.byteOffset, event.digest.byteLength)
+          const key = digest.toString('latin1')
+          let where = stored.get(key)
+          if (where === undefined) {
+            const known = options.dedup?.get(digest)
+            if (known !== undefined && known.size === event.bytes.length) {
+              where = { pack: existingPack(known.pack), offset: known.offset }
+            } else {
+              where = await sink.add(digest, event.bytes)
+              newChunks.push({ digest, size: event.bytes.length, ...where })
+              storedBytes += event.bytes.length
+            }
+            stored.set(key, where)
+          }
+          current.chunks.push({ digest, size: event.bytes.length, ...where })
+          break
+        }
+        case 'fileEnd': {
+          const current = file as OpenFile
+          const digest = Buffer.from(event.digest.buffer, event.digest.byteOffset, event.digest.byteLength)
+          if (current.size > 0 && !blobs.has(digestHex(digest))) blobs.set(digestHex(digest), { digest, chunks: current.chunks })
+          attach(current.name, { type: 'file', digest, size: current.size, executable: current.executable, chunked: current.chunks.length > 1 })
+          file = undefined
           break
         }
         case 'symlink':
@@ -137,24 +140,48 @@ export async function ingestNar(cas: Cas, source: AsyncIterable<Uint8Array> | It
           const directory = stack.pop() as { name: Buffer | null; entries: DirectoryEntry[] }
           const encoding = encodeDirectory(directory.entries)
           const digest = directoryDigest(encoding)
-          records.push({ kind: 'directory', digest, bytes: encoding })
-          await pool.add(encoding.length, () => cas.putDirectory(digest, encoding))
+          directories.set(digestHex(digest), encoding)
           attach(directory.name, { type: 'directory', digest, size: directoryNarSize(directory.entries) })
           break
         }
+        case 'done':
+          done = { narHash: sha256Hash(Buffer.from(event.narHash)), narSize: event.narSize }
+          options.onBytes?.(event.narSize)
+          break
       }
     }
-    await pool.drain()
+    if (done === undefined || root === undefined) throw new NixcasError('BAD_NAR', 'the NAR ended before it was complete')
+    if (narSizeOf(root) !== done.narSize) throw new NixcasError('INTERNAL', `tree size ${narSizeOf(root)} differs from NAR size ${done.narSize}`)
+    if (options.expectedNarHash && !hashesEqual(options.expectedNarHash, done.narHash)) {
+      throw new NixcasError('BAD_REQUEST', `the uploaded NAR's hash ${formatNixHash(done.narHash)} does not match its name (${formatNixHash(options.expectedNarHash)})`)
+    }
   } catch (error) {
-    await pool.abort(error)
+    await sink.abort(error)
     throw error
   }
 
-  const finalRoot = root as CasNode
-  if (narSizeOf(finalRoot) !== narSize) throw new NixcasError('BAD_NAR', `internal: tree size ${narSizeOf(finalRoot)} differs from NAR size ${narSize}`)
-  if (records.length > 0 && finalRoot.type !== 'symlink') await cas.putPack(finalRoot.digest, encodePack(records))
-  const narHash = sha256Hash(narHasher.digest())
-  await cas.putNarIndex(narHash, { narSize, root: finalRoot })
-  return { root: finalRoot, narHash, narSize }
+  const filled = await sink.finish()
+  // Pack table: packs this ingest filled (indices 0…), then existing ones it references (-1, -2, … → after them).
+  const table = [...filled, ...referenced]
+  const resolve = (pack: number): number => (pack >= 0 ? pack : filled.length - 1 - pack)
+  const record = encodeNarRecord({
+    narSize: done.narSize,
+    root,
+    packs: table,
+    directories: [...directories.values()],
+    blobs: [...blobs.values()].map((blob) => ({ digest: blob.digest, chunks: blob.chunks.map((chunk) => ({ ...chunk, pack: resolve(chunk.pack) })) })),
+  })
+  await cas.putNarRecord(done.narHash, record)
+  const indexed: IndexedChunk[] = newChunks.map((chunk) => ({ digest: chunk.digest, size: chunk.size, pack: table[resolve(chunk.pack)] as Digest, offset: chunk.offset }))
+  await options.dedup?.publish(cas, indexed)
+  return { root, narHash: done.narHash, narSize: done.narSize, storedBytes, packs: filled.length }
 }
 
+/** Ingests an uncompressed NAR stream in this thread (tests, benchmarks, tools). */
+export function ingestNar(cas: Cas, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: IngestOptions = {}): Promise<IngestResult> {
+  async function* bytes(): AsyncGenerator<Uint8Array> {
+    yield* source
+  }
+  const events = parseNarEvents(bytes(), { method: 'none', chunkSizes: options.chunkSizes, maxNarSize: options.maxNarSize, signal: options.signal })
+  return storeNar(cas, events, options)
+}

@@ -2,7 +2,7 @@ import { NixcasError } from '../errors.ts'
 import type { ChunkRef } from '../castore/manifest.ts'
 import { directoryNarSize, narSizeOf, type CasNode, type DirectoryEntry } from '../castore/node.ts'
 import { digestHex, type Digest } from '../castore/digest.ts'
-import { CLOSE, DIRECTORY_HEADER, MAGIC_BYTES, entryHeader, fileHeader, fileTrailer, symlinkNode } from '../nix/nar-format.ts'
+import { CLOSE, DIRECTORY_HEADER, ENTRY_NODE, ENTRY_PREFIX, MAGIC_BYTES, fileHeader, narStringSize, padding, symlinkNode } from '../nix/nar-format.ts'
 
 export type FileNode = Extract<CasNode, { type: 'file' }>
 
@@ -16,72 +16,161 @@ export interface Layout {
   readonly size: number
   /** In NAR order, each starting where the previous ends. */
   readonly segments: readonly Segment[]
+  /** Bytes of framing the segments hold in memory (what caching the layout costs, with the segments). */
+  readonly framingBytes: number
 }
 
 /** What a layout needs from the closure: directories and chunk lists by digest. */
-export interface TreeSource {
+export type TreeSource = {
   directory(digest: Digest): readonly DirectoryEntry[]
-  manifest(node: FileNode): readonly ChunkRef[]
-}
+} & (
+  | {
+      /** Where a file's chunks are (a NAR record knows this for every file). */
+      chunks(node: FileNode): readonly ChunkRef[]
+    }
+  | {
+      /** The manifest of a chunked file, in stores from before data packs. */
+      manifest(node: FileNode): readonly ChunkRef[]
+    }
+)
 
-/** The chunks holding a file's contents: one chunk keyed by the blob digest, or its manifest's. */
+/** The chunks holding a file's contents: from the record, or one chunk object keyed by the blob digest, or its manifest's. */
 export function chunksOf(node: FileNode, tree: TreeSource): readonly ChunkRef[] {
   if (node.size === 0) return []
+  if ('chunks' in tree) return tree.chunks(node)
   return node.chunked ? tree.manifest(node) : [{ digest: node.digest, size: node.size }]
+}
+
+// The constant framing before a file's size and before a symlink's target, cut once from
+// the NAR format's own helpers.
+const FILE_PREFIX = { plain: fileHeader(false, 0).subarray(0, -8), executable: fileHeader(true, 0).subarray(0, -8) }
+const SYMLINK_TARGET = Buffer.from('t')
+const SYMLINK_PREFIX = symlinkNode(SYMLINK_TARGET).subarray(0, -(narStringSize(SYMLINK_TARGET.length) + CLOSE.length))
+
+const BLOCK = 64 * 1024
+/** A segment at least this large is copied out of a block much larger than itself, so the block's spare room is not kept alive with it. */
+const TRIM = 1024 * 1024
+
+/**
+ * Framing written straight into shared blocks: one allocation per 64 KiB rather than
+ * several small buffers per entry, which for a directory of a million entries is the
+ * difference between seconds of garbage collection and none. Segments are views into
+ * the blocks.
+ */
+class FramingWriter {
+  private block = Buffer.allocUnsafe(BLOCK)
+  private start = 0
+  private end = 0
+
+  get pending(): number {
+    return this.end - this.start
+  }
+
+  private reserve(length: number): void {
+    if (this.end + length <= this.block.length) return
+    const pending = this.pending
+    const next = Buffer.allocUnsafe(Math.max(BLOCK, pending + length + (pending >> 1)))
+    this.block.copy(next, 0, this.start, this.end)
+    this.block = next
+    this.start = 0
+    this.end = pending
+  }
+
+  bytes(bytes: Uint8Array): void {
+    this.reserve(bytes.length)
+    this.block.set(bytes, this.end)
+    this.end += bytes.length
+  }
+
+  u64(value: number): void {
+    this.reserve(8)
+    this.block.writeUInt32LE(value % 2 ** 32, this.end)
+    this.block.writeUInt32LE(Math.floor(value / 2 ** 32), this.end + 4)
+    this.end += 8
+  }
+
+  zeros(length: number): void {
+    this.reserve(length)
+    this.block.fill(0, this.end, this.end + length)
+    this.end += length
+  }
+
+  /** A NAR string: length, bytes, zero padding to 8. */
+  string(bytes: Uint8Array): void {
+    this.u64(bytes.length)
+    this.bytes(bytes)
+    this.zeros(padding(bytes.length))
+  }
+
+  /** The framing written since the last take. */
+  take(): Buffer {
+    const out = this.block.subarray(this.start, this.end)
+    this.start = this.end
+    if (out.length < TRIM || this.block.length < out.length * 1.25) return out
+    this.block = Buffer.allocUnsafe(BLOCK)
+    this.start = this.end = 0
+    return Buffer.from(out)
+  }
 }
 
 /**
  * The NAR of `root` as segments. Adjacent framing is merged into one segment, so a tree
  * of small files alternates bytes and file segments. Directory sizes are checked against
- * their entries: a tree that disagrees with itself is refused, not rendered wrong.
+ * their entries: a tree that disagrees with itself is refused, not rendered wrong. The
+ * tree is walked with an explicit stack: depth is bounded by the data, not by the call
+ * stack.
  */
 export function layoutNar(root: CasNode, tree: TreeSource): Layout {
   const segments: Segment[] = []
-  let pending: Buffer[] = [MAGIC_BYTES]
+  const framing = new FramingWriter()
+  framing.bytes(MAGIC_BYTES)
   let offset = 0
-  let pendingBytes = MAGIC_BYTES.length
-  const push = (bytes: Buffer): void => {
-    pending.push(bytes)
-    pendingBytes += bytes.length
-  }
+  let framingBytes = 0
   const flush = (): void => {
-    if (pendingBytes === 0) return
-    segments.push({ kind: 'bytes', offset, bytes: pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, pendingBytes) })
-    offset += pendingBytes
-    pending = []
-    pendingBytes = 0
+    const length = framing.pending
+    if (length === 0) return
+    segments.push({ kind: 'bytes', offset, bytes: framing.take() })
+    offset += length
+    framingBytes += length
   }
 
-  // Explicit stack: depth is bounded by the data, not by the call stack.
   type Step = { node: CasNode; name: Buffer | null } | { close: boolean }
   const steps: Step[] = [{ node: root, name: null }]
   while (steps.length > 0) {
     const step = steps.pop() as Step
     if ('close' in step) {
-      push(CLOSE) // directory
-      if (step.close) push(CLOSE) // its entry
+      framing.bytes(CLOSE) // directory
+      if (step.close) framing.bytes(CLOSE) // its entry
       continue
     }
     const { node, name } = step
-    if (name) push(entryHeader(name))
+    if (name) {
+      framing.bytes(ENTRY_PREFIX)
+      framing.string(name)
+      framing.bytes(ENTRY_NODE)
+    }
     if (node.type === 'symlink') {
-      push(symlinkNode(node.target))
-      if (name) push(CLOSE)
+      framing.bytes(SYMLINK_PREFIX)
+      framing.string(node.target)
+      framing.bytes(CLOSE)
+      if (name) framing.bytes(CLOSE)
     } else if (node.type === 'file') {
-      push(fileHeader(node.executable, node.size))
+      framing.bytes(node.executable ? FILE_PREFIX.executable : FILE_PREFIX.plain)
+      framing.u64(node.size)
       if (node.size > 0) {
         flush()
         segments.push({ kind: 'file', offset, node, chunks: chunksOf(node, tree) })
         offset += node.size
       }
-      push(fileTrailer(node.size))
-      if (name) push(CLOSE)
+      framing.zeros(padding(node.size))
+      framing.bytes(CLOSE)
+      if (name) framing.bytes(CLOSE)
     } else {
       const entries = tree.directory(node.digest)
       if (directoryNarSize(entries) !== node.size) {
         throw new NixcasError('CORRUPT_OBJECT', `directory ${digestHex(node.digest)} does not have the size its parent records`)
       }
-      push(DIRECTORY_HEADER)
+      framing.bytes(DIRECTORY_HEADER)
       steps.push({ close: name !== null })
       for (let index = entries.length - 1; index >= 0; index--) {
         const entry = entries[index] as DirectoryEntry
@@ -91,7 +180,7 @@ export function layoutNar(root: CasNode, tree: TreeSource): Layout {
   }
   flush()
   if (offset !== narSizeOf(root)) throw new NixcasError('CORRUPT_OBJECT', `the tree renders to ${offset} bytes, not the ${narSizeOf(root)} recorded`)
-  return { size: offset, segments }
+  return { size: offset, segments, framingBytes }
 }
 
 /** Index of the segment holding byte `position` (binary search). */

@@ -1,12 +1,11 @@
 import { ingestNar, type IngestOptions, type IngestResult } from '../../src/ingest/ingest.ts'
 import { dumpPath } from '../../src/fs/dump-path.ts'
 import { writeNar } from '../../src/nix/nar-writer.ts'
-import { loadClosure } from '../../src/render/closure.ts'
-import { layoutNar } from '../../src/render/layout.ts'
+import { loadLayout } from '../../src/render/load.ts'
 import { renderNar, type NarRange, type RenderOptions } from '../../src/render/render.ts'
 import type { Cas } from '../../src/cas/cas.ts'
 import type { ObjectStore } from '../../src/stores/store.ts'
-import type { CasNode } from '../../src/castore/node.ts'
+import type { NixHash } from '../../src/nix/hash.ts'
 import { collect } from './streams.ts'
 
 export function ingestPath(cas: Cas, path: string, options?: IngestOptions): Promise<IngestResult> {
@@ -14,8 +13,8 @@ export function ingestPath(cas: Cas, path: string, options?: IngestOptions): Pro
 }
 
 /** Renders a whole NAR (or a range) into one buffer; for test-sized data. */
-export async function renderToBuffer(cas: Cas, root: CasNode, range?: NarRange, options?: RenderOptions): Promise<Buffer> {
-  const layout = layoutNar(root, await loadClosure(cas, root))
+export async function renderToBuffer(cas: Cas, nar: { narHash: NixHash }, range?: NarRange, options?: RenderOptions): Promise<Buffer> {
+  const layout = await loadLayout(cas, nar.narHash)
   return collect(renderNar(cas, layout, range, options))
 }
 

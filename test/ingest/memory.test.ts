@@ -1,8 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import t from 'tap'
 import { ingestNar } from '../../src/ingest/ingest.ts'
-import { loadClosure } from '../../src/render/closure.ts'
-import { layoutNar } from '../../src/render/layout.ts'
+import { loadLayout } from '../../src/render/load.ts'
 import { renderNar } from '../../src/render/render.ts'
 import { Cas } from '../../src/cas/cas.ts'
 import { FsStore } from '../../src/stores/fs.ts'
@@ -53,7 +52,7 @@ t.test('memory stays flat ingesting and rendering a 1 GB NAR', async (t) => {
 
   const rendered = createHash('sha256')
   let size = 0
-  for await (const chunk of renderNar(cas, layoutNar(result.root, await loadClosure(cas, result.root)), undefined, { windowBytes: 16 * 1024 * 1024 })) {
+  for await (const chunk of renderNar(cas, await loadLayout(cas, result.narHash), undefined, { windowBytes: 16 * 1024 * 1024 })) {
     rendered.update(chunk)
     size += chunk.length
   }

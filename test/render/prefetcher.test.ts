@@ -1,8 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { loadClosure } from '../../src/render/closure.ts'
-import { layoutNar } from '../../src/render/layout.ts'
+import { loadLayout } from '../../src/render/load.ts'
+import type { layoutNar } from '../../src/render/layout.ts'
 import { prefetch, PrefetchStats, type FetchJob } from '../../src/render/prefetcher.ts'
 import { renderNar } from '../../src/render/render.ts'
 import { Cas } from '../../src/cas/cas.ts'
@@ -12,7 +12,11 @@ import { CountingStore } from '../helpers/stores.ts'
 import { collect } from '../helpers/streams.ts'
 import { tempDir } from '../helpers/trees.ts'
 
-/** A tree of ~4,000 small files, ingested into memory behind a store that counts and delays reads. */
+/**
+ * A tree of ~4,000 small files, ingested into memory behind a store that counts and delays
+ * reads. Each chunk gets a data pack of its own, so every file costs a read and the
+ * prefetcher's window is what keeps round trips down.
+ */
 async function smallFilesTree(t: Test): Promise<{ cas: Cas; store: CountingStore; layout: ReturnType<typeof layoutNar>; expected: Buffer }> {
   const dir = await tempDir(t)
   for (let group = 0; group < 40; group++) {
@@ -21,8 +25,8 @@ async function smallFilesTree(t: Test): Promise<{ cas: Cas; store: CountingStore
   }
   const store = new CountingStore(new MemoryStore('memory'))
   const cas = new Cas(store)
-  const result = await ingestPath(cas, dir)
-  const layout = layoutNar(result.root, await loadClosure(cas, result.root))
+  const result = await ingestPath(cas, dir, { packSize: 1 })
+  const layout = await loadLayout(cas, result.narHash)
   const expected = await collect(renderNar(cas, layout))
   return { cas, store, layout, expected }
 }
