@@ -4,7 +4,7 @@ import { benchChunking } from './chunking.ts'
 import { benchHttp } from './http.ts'
 import { benchNar } from './nar.ts'
 
-const benches: Record<string, () => Promise<void>> = { nar: benchNar, chunking: benchChunking, castore: benchCastore, http: benchHttp }
+const benches: Record<string, () => Promise<void>> = { nar: benchNar, chunking: benchChunking, castore: benchCastore, http: benchHttp, shootout: () => import('./shootout.ts').then((module) => module.benchShootout()) }
 benches.codec = () => import('./codec.ts').then((module) => module.benchCodec())
 
 const wanted = process.argv.slice(2)
