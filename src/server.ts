@@ -11,6 +11,7 @@ import { BinaryCache } from './cache/binary-cache.ts'
 import { NarService } from './cache/nar-service.ts'
 import { Cas } from './cas/cas.ts'
 import { DedupIndex } from './cas/dedup-index.ts'
+import { IngestWorkers } from './ingest/parse/workers.ts'
 import { InstrumentedStore } from './stores/instrumented.ts'
 
 /** How often each replica reads the index segments others wrote. */
@@ -35,6 +36,7 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
   metrics.gauge('nixcas_dedup_index_entries', 'Chunks the dedup index knows', () => [[{}, dedup.size]])
   const nars = new NarService(cas, { windowBytes: config.windowBytes, maxRequests: config.maxRequests, budget: renderBudget, stats: prefetchStats })
   const cache = new BinaryCache(cas, {
+    parser: new IngestWorkers(),
     storeDir: config.storeDir,
     priority: config.priority,
     signingKeys,

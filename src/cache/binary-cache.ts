@@ -1,8 +1,10 @@
 import { LRUCache } from 'lru-cache'
 import { NixcasError } from '../errors.ts'
 import type { PathInfo } from '../castore/path-info.ts'
-import { ingestNar, type IngestOptions, type IngestResult } from '../ingest/ingest.ts'
-import { decompress, parseNarFileName, type NarCompression } from '../ingest/decompress.ts'
+import { storeNar, type IngestOptions, type IngestResult } from '../ingest/ingest.ts'
+import type { IngestEvent } from '../ingest/events.ts'
+import { parseNarEvents, type ParseOptions } from '../ingest/parse/parse.ts'
+import { parseNarFileName, type NarCompression } from '../ingest/decompress.ts'
 import { renderCacheInfo } from '../nix/cache-info.ts'
 import { formatNixHash, hashesEqual, type NixHash } from '../nix/hash.ts'
 import { parseNarInfo, renderNarInfo, type NarInfo } from '../nix/narinfo.ts'
@@ -25,6 +27,8 @@ export interface BinaryCacheOptions {
   trustedUploadKeys: readonly PublicKey[]
   requireUploadSignature: boolean
   ingest: IngestOptions
+  /** The CPU half of ingests (a worker pool in the server; in this thread when absent). */
+  parser?: { parse(body: AsyncIterable<Uint8Array>, options: ParseOptions): AsyncIterable<IngestEvent>; close(): Promise<void> }
   narinfoCacheEntries: number
   /** Accept a narinfo (or realisation) that contradicts the stored one instead of answering 409. */
   allowNarinfoOverwrite: boolean
@@ -34,6 +38,14 @@ export interface BinaryCacheOptions {
   maxLogSize: number
 }
 
+
+/**
+ * The body's bytes in buffers of their own: the worker pool takes (detaches) what it is
+ * given, and a caller's buffer (a test's payload, a pooled slice) must stay usable.
+ */
+async function* owned(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for await (const chunk of body) yield new Uint8Array(chunk)
+}
 
 const narHashOf = (base32: string): NixHash => ({ algorithm: 'sha256', digest: decodeNixbase32(base32, 32) })
 
@@ -75,6 +87,11 @@ export class BinaryCache {
   /** Learns the chunks other replicas (or this one, before a restart) stored; returns how many. */
   refreshDedup(signal?: AbortSignal): Promise<number> {
     return this.options.ingest.dedup?.refresh(this.cas, signal) ?? Promise.resolve(0)
+  }
+
+  /** Stops the ingest workers, if any. */
+  async close(): Promise<void> {
+    await this.options.parser?.close()
   }
 
   get signingKeyNames(): string[] {
@@ -203,7 +220,10 @@ export class BinaryCache {
     if (!parsed) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(name)} is not <name>.nar[.xz|.zst|.bz2]`)
     // A plain `.nar` named by its NAR hash must be that NAR, checked before it is indexed: a refused NAR is never servable.
     const expectedNarHash = parsed.compression === 'none' && NAR_HASH.test(parsed.stem) ? narHashOf(parsed.stem) : undefined
-    const result = await ingestNar(this.cas, decompress(body, parsed.compression), { ...this.options.ingest, signal, expectedNarHash })
+    const { chunkSizes, maxNarSize } = this.options.ingest
+    const parseOptions: ParseOptions = { method: parsed.compression, chunkSizes, maxNarSize, signal }
+    const events = this.options.parser ? this.options.parser.parse(owned(body), parseOptions) : parseNarEvents(body, parseOptions)
+    const result = await storeNar(this.cas, events, { ...this.options.ingest, signal, expectedNarHash })
     await this.cas.putUpload(parsed.stem, name, result.narHash)
     return result
   }

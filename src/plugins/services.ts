@@ -46,7 +46,10 @@ export default fp(
     fastify.decorate('prefetchStats', options.prefetchStats)
     fastify.decorate('access', options.access)
     fastify.decorate('settings', options.settings)
-    fastify.addHook('onClose', async () => options.stack.close())
+    fastify.addHook('onClose', async () => {
+      await options.cache.close()
+      await options.stack.close()
+    })
   },
   { name: 'nixcas-services', fastify: '5.x' },
 )
