@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { checkListingUpload } from '../src/cache/listing-upload.ts'
 import { NixcasError } from '../src/errors.ts'
-import { sendNotFound, sendText } from '../src/http/send.ts'
+import { sendNotFound, sendTextStream } from '../src/http/send.ts'
 import { clientGone, uploadBody } from '../src/http/upload-body.ts'
 import { isStorePathHash } from '../src/nix/store-path.ts'
 import { requireWrite } from '../src/plugins/access.ts'
@@ -20,7 +20,7 @@ export default async function listingRoutes(fastify: FastifyInstance): Promise<v
       return sendNotFound(reply, 'no such path')
     }
     reply.header('cache-control', `public, max-age=${fastify.settings.narinfoMaxAge}`)
-    return sendText(request, reply, 'application/json', JSON.stringify(listing))
+    return sendTextStream(request, reply, 'application/json', listing)
   })
 
   /**

@@ -1,5 +1,8 @@
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { compressBytes, negotiateEncoding } from './encoding.ts'
+import { compressBytes, compressStream, negotiateEncoding } from './encoding.ts'
+import { recordFailure } from './request-log.ts'
 
 /** Sends a small text body, compressed when the client accepts it. */
 export function sendText(request: FastifyRequest, reply: FastifyReply, type: string, text: string): FastifyReply {
@@ -7,6 +10,23 @@ export function sendText(request: FastifyRequest, reply: FastifyReply, type: str
   const encoding = negotiateEncoding(request.headers['accept-encoding'])
   if (encoding === undefined) return reply.send(text)
   return reply.header('content-encoding', encoding).send(compressBytes(Buffer.from(text), encoding))
+}
+
+/**
+ * Sends text made piece by piece (a listing of millions of entries), compressed when the
+ * client accepts it. Pieces are made only as fast as the client reads them, so the whole
+ * text is never held at once.
+ */
+export function sendTextStream(request: FastifyRequest, reply: FastifyReply, type: string, pieces: Iterable<string>): FastifyReply {
+  reply.type(type).header('vary', 'Accept-Encoding')
+  const body = Readable.from((function* () {
+    for (const piece of pieces) yield Buffer.from(piece)
+  })())
+  const encoding = negotiateEncoding(request.headers['accept-encoding'])
+  if (encoding === undefined) return reply.send(body)
+  const compressor = compressStream(encoding)
+  pipeline(body, compressor).catch((error: unknown) => recordFailure(request, error))
+  return reply.header('content-encoding', encoding).send(compressor)
 }
 
 /** A 404 that CDNs may cache briefly (`notFoundMaxAge`), so a path pushed later soon shows up. */
