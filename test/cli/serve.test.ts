@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { freePort } from '../helpers/ports.ts'
 import { tempDir } from '../helpers/trees.ts'
 
 const cli = new URL('../../src/cli.ts', import.meta.url).pathname
@@ -45,18 +44,17 @@ t.test('start-up errors are clear and exit non-zero', async (t) => {
 })
 
 t.test('serve starts, logs its stores, answers, and stops gracefully on SIGTERM', async (t) => {
-  const port = await freePort()
-  let answered = false
-  const { code, output } = await run(['serve', '--store', 'memory://', '--listen', `127.0.0.1:${port}`], (text) => {
-    if (!answered && text.includes('Server listening')) {
-      answered = true
-      void fetch(`http://127.0.0.1:${port}/nix-cache-info`).then(async (response) => {
-        t.equal(await response.text(), 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n')
-      })
+  // Port 0: the kernel picks a free port, named in the "listening" line; no port can be taken in between.
+  let answer: Promise<string> | undefined
+  const { code, output } = await run(['serve', '--store', 'memory://', '--listen', '127.0.0.1:0'], (text) => {
+    const port = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(text)?.[1]
+    if (answer === undefined && port !== undefined) {
+      answer = fetch(`http://127.0.0.1:${port}/nix-cache-info`).then((response) => response.text())
       return false
     }
     return text.includes('"url":"/nix-cache-info"')
   })
+  t.equal(await answer, 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n')
   t.equal(code, 0, 'clean exit')
   t.match(output, /store composition, root \\"memory:\/\/\\"/)
   t.match(output, /anonymous writes are allowed/)

@@ -112,23 +112,55 @@ t.test('a malformed or truncated NAR fails typed and makes nothing visible', asy
 t.test('uploads are bounded and hold the source back', async (t) => {
   const dir = await tempDir(t)
   await bigFile(join(dir, 'f'), 32 * 1024 * 1024)
-  // Pack puts take 5 ms, so they overlap; what one ingest holds stays within its limit.
+  const nar = await collect(writeNar(dumpPath(join(dir, 'f'))))
+  // Pack puts are held until the ingest stops pulling its source: it is then waiting for
+  // room, and every pack it is allowed to hold is being put. The source is in memory, so the
+  // ingest runs on promises alone: when a turn of the event loop passes without a pull, it
+  // is stalled. Packs are sealed below 1 MiB when the next chunk would not fit, so how many
+  // are in flight varies with where chunks are cut: the bound is on bytes.
+  let pulls = 0
+  let sourceEnded = false
+  async function* source(): AsyncGenerator<Uint8Array> {
+    for (let offset = 0; offset < nar.length; offset += 64 * 1024) {
+      pulls++
+      yield nar.subarray(offset, offset + 64 * 1024)
+    }
+    sourceEnded = true
+  }
+  const held: (() => void)[] = []
+  const releaseWhenStalled = (seen: number): void => {
+    setImmediate(() => {
+      if (pulls !== seen && !sourceEnded) return releaseWhenStalled(pulls)
+      for (const release of held.splice(0)) release()
+    })
+  }
   const inner = new MemoryStore('memory')
   let putting = 0
   let peakPutting = 0
+  let puttingBytes = 0
+  let peakPuttingBytes = 0
   const slow = Object.assign(Object.create(inner) as MemoryStore, {
     put: async (key: string, bytes: Uint8Array): Promise<void> => {
       putting++
+      puttingBytes += bytes.length
       peakPutting = Math.max(peakPutting, putting)
-      await new Promise((resolve) => setTimeout(resolve, 5))
+      peakPuttingBytes = Math.max(peakPuttingBytes, puttingBytes)
+      if (!sourceEnded) {
+        if (held.length === 0) releaseWhenStalled(pulls)
+        await new Promise<void>((resolve) => held.push(resolve))
+      }
       await inner.put(key, bytes)
       putting--
+      puttingBytes -= bytes.length
     },
   })
-  const result = await ingestPath(new Cas(slow), join(dir, 'f'), { maxBytesInFlight: 4 * 1024 * 1024, maxUploads: 8, packSize: 1024 * 1024 })
+  const result = await ingestNar(new Cas(slow), source(), { maxBytesInFlight: 4 * 1024 * 1024, maxUploads: 64, packSize: 1024 * 1024 })
   t.equal(result.narSize, 32 * 1024 * 1024 + 112)
   t.ok(result.packs >= 16, `${result.packs} packs`)
-  t.ok(peakPutting <= 4 && peakPutting > 1, `at most 4 MiB of 1 MiB packs held at once (saw ${peakPutting} puts)`)
+  // It stops for room only past 2 MiB in flight (the filling pack and the next chunk are at most 1 MiB each).
+  // Each pack's trailer adds 36 bytes per chunk (chunks are at least 64 KiB) and 12 bytes.
+  const trailers = Math.ceil((4 * 1024 * 1024) / (64 * 1024)) * 36 + 64 * 12
+  t.ok(peakPuttingBytes > 2 * 1024 * 1024 && peakPuttingBytes <= 4 * 1024 * 1024 + trailers, `held back with 2 to 4 MiB of packs being put (saw ${peakPuttingBytes} bytes in ${peakPutting} puts)`)
 })
 
 t.test('concurrent uploads share one byte budget', async (t) => {
