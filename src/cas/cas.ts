@@ -10,7 +10,7 @@ import type { BuildTraceKey, DrvOutputId } from '../nix/drv-output.ts'
 import type { NixHash } from '../nix/hash.ts'
 import { decodeNixbase32, encodeNixbase32, isNixbase32, nixbase32Length } from '../nix/nixbase32.ts'
 import type { StorePath } from '../nix/store-path.ts'
-import type { ObjectStore } from '../stores/store.ts'
+import { asBuffer, type ObjectStore, type ReadOptions } from '../stores/store.ts'
 import { keys } from './keys.ts'
 
 /**
@@ -25,10 +25,32 @@ export class Cas {
     this.verify = !store.trusted
   }
 
-  private async required(key: string, what: string, signal?: AbortSignal): Promise<Buffer> {
-    const bytes = await this.store.get(key, { signal })
-    if (bytes === undefined) throw new NixcasError('MISSING_OBJECT', `${what} ${key} is missing from store "${this.store.name}"`)
-    return bytes
+  /**
+   * Reads an object that `parse` checks (against its digest) and decodes, throwing
+   * CORRUPT_OBJECT when it is not intact. The check goes down with the read as `verify`,
+   * so a cache drops a bad near copy and answers from far instead; what comes back is
+   * checked here unless it is the very object that already passed.
+   */
+  private async readChecked<T>(key: string, parse: (bytes: Buffer) => T, options: Pick<ReadOptions, 'signal' | 'range' | 'verifyObject'> = {}): Promise<T | undefined> {
+    let passed: { bytes: Uint8Array; value: T } | undefined
+    const verify = (bytes: Uint8Array): boolean => {
+      try {
+        passed = { bytes, value: parse(asBuffer(bytes)) }
+        return true
+      } catch (error) {
+        if (isNixcasError(error, 'CORRUPT_OBJECT')) return false
+        throw error
+      }
+    }
+    const bytes = await this.store.get(key, { ...options, verify })
+    if (bytes === undefined) return undefined
+    return passed !== undefined && passed.bytes === bytes ? passed.value : parse(bytes)
+  }
+
+  private async required<T>(key: string, what: string, parse: (bytes: Buffer) => T, options?: Pick<ReadOptions, 'signal' | 'range' | 'verifyObject'>): Promise<T> {
+    const value = await this.readChecked(key, parse, options)
+    if (value === undefined) throw new NixcasError('MISSING_OBJECT', `${what} ${key} is missing from store "${this.store.name}"`)
+    return value
   }
 
   /** Decodes an object read from the store; a malformed one is CORRUPT_OBJECT naming the store and key. */
@@ -41,14 +63,15 @@ export class Cas {
     }
   }
 
-  /** A chunk's bytes, checked against its digest (and size, when known). */
+  /** A chunk's bytes, checked against its size (when known) and, from a store that is not trusted, its digest. */
   async getChunk(digest: Digest, size?: number, signal?: AbortSignal): Promise<Buffer> {
     const key = keys.chunk(digest)
-    const bytes = await this.required(key, 'chunk', signal)
-    if ((size !== undefined && bytes.length !== size) || (this.verify && !digestsEqual(digestOf(bytes), digest))) {
-      throw new NixcasError('CORRUPT_OBJECT', `chunk ${key} from store "${this.store.name}" does not match its digest`, { store: this.store.name, key })
-    }
-    return bytes
+    return this.required(key, 'chunk', (bytes) => {
+      if ((size !== undefined && bytes.length !== size) || (this.verify && !digestsEqual(digestOf(bytes), digest))) {
+        throw new NixcasError('CORRUPT_OBJECT', `chunk ${key} from store "${this.store.name}" does not match its digest`, { store: this.store.name, key })
+      }
+      return bytes
+    }, { signal })
   }
 
   async hasChunk(digest: Digest, signal?: AbortSignal): Promise<boolean> {
@@ -59,10 +82,10 @@ export class Cas {
     return this.store.put(keys.chunk(digest), bytes, { signal })
   }
 
+  /** A blob's manifest: it has no digest of its own, so it is checked for its form and the size its chunks add up to. */
   async getManifest(blob: Digest, size: number, signal?: AbortSignal): Promise<ChunkRef[]> {
     const key = keys.manifest(blob)
-    const bytes = await this.required(key, 'blob manifest', signal)
-    return this.decoded(key, () => decodeManifest(bytes, size))
+    return this.required(key, 'blob manifest', (bytes) => this.decoded(key, () => decodeManifest(bytes, size)), { signal })
   }
 
   putManifest(blob: Digest, encoding: Uint8Array): Promise<void> {
@@ -72,22 +95,22 @@ export class Cas {
   /** A directory, always checked against its digest (directories are small). */
   async getDirectory(digest: Digest, signal?: AbortSignal): Promise<DirectoryEntry[]> {
     const key = keys.directory(digest)
-    const bytes = await this.required(key, 'directory', signal)
-    if (!digestsEqual(directoryDigest(bytes), digest)) {
-      throw new NixcasError('CORRUPT_OBJECT', `directory ${key} from store "${this.store.name}" does not match its digest`, { store: this.store.name, key })
-    }
-    return this.decoded(key, () => decodeDirectory(bytes))
+    return this.required(key, 'directory', (bytes) => {
+      if (!digestsEqual(directoryDigest(bytes), digest)) {
+        throw new NixcasError('CORRUPT_OBJECT', `directory ${key} from store "${this.store.name}" does not match its digest`, { store: this.store.name, key })
+      }
+      return this.decoded(key, () => decodeDirectory(bytes))
+    }, { signal })
   }
 
   putDirectory(digest: Digest, encoding: Uint8Array): Promise<void> {
     return this.store.put(keys.directory(digest), encoding)
   }
 
-  /** The closure pack of a root directory, or undefined when there is none. */
+  /** The closure pack of a root directory, or undefined when there is none; its directories are checked against their digests. */
   async getPack(root: Digest, signal?: AbortSignal): Promise<PackRecord[] | undefined> {
     const key = keys.closurePack(root)
-    const bytes = await this.store.get(key, { signal })
-    return bytes && this.decoded(key, () => decodePack(bytes))
+    return this.readChecked(key, (bytes) => this.decoded(key, () => decodePack(bytes)), { signal })
   }
 
   putPack(root: Digest, encoding: Uint8Array): Promise<void> {
@@ -104,11 +127,14 @@ export class Cas {
     return this.store.put(keys.pathInfo(storePathHash), encodePathInfo(info))
   }
 
-  /** The record of the NAR with this hash (a version 1 index entry carries only its root). */
+  /**
+   * The record of the NAR with this hash (a version 1 index entry carries only its root).
+   * Its digest is the NAR's sha256, known only once the NAR is rendered, so what is checked
+   * on reading it is its form.
+   */
   async getNarRecord(narHash: NixHash, signal?: AbortSignal): Promise<NarRecord | undefined> {
     const key = keys.narRecord(narHash)
-    const bytes = await this.store.get(key, { signal })
-    return bytes && this.decoded(key, () => decodeNarRecord(bytes))
+    return this.readChecked(key, (bytes) => this.decoded(key, () => decodeNarRecord(bytes)), { signal })
   }
 
   /** Publishes a NAR: once this write lands, the NAR is visible. */
@@ -127,17 +153,19 @@ export class Cas {
    */
   async readPackRun(pack: Digest, offset: number, length: number, chunks: readonly { digest: Digest; size: number; at: number }[], signal?: AbortSignal): Promise<Buffer> {
     const key = keys.dataPack(pack)
-    const bytes = await this.store.get(key, { range: { offset, length }, signal })
-    if (bytes === undefined) throw new NixcasError('MISSING_OBJECT', `data pack ${key} is missing from store "${this.store.name}"`)
-    if (bytes.length !== length) throw new NixcasError('CORRUPT_OBJECT', `data pack ${key} in store "${this.store.name}" is shorter than its records say`, { store: this.store.name, key })
-    if (this.verify) {
-      for (const chunk of chunks) {
-        if (!digestsEqual(digestOf(bytes.subarray(chunk.at, chunk.at + chunk.size)), chunk.digest)) {
-          throw new NixcasError('CORRUPT_OBJECT', `a chunk in data pack ${key} from store "${this.store.name}" does not match its digest`, { store: this.store.name, key })
+    // The whole pack is checked by its key (only a cache repairing its copy reads it whole).
+    const verifyObject = (bytes: Uint8Array): boolean => digestsEqual(digestOf(bytes), pack)
+    return this.required(key, 'data pack', (bytes) => {
+      if (bytes.length !== length) throw new NixcasError('CORRUPT_OBJECT', `data pack ${key} in store "${this.store.name}" is shorter than its records say`, { store: this.store.name, key })
+      if (this.verify) {
+        for (const chunk of chunks) {
+          if (!digestsEqual(digestOf(bytes.subarray(chunk.at, chunk.at + chunk.size)), chunk.digest)) {
+            throw new NixcasError('CORRUPT_OBJECT', `a chunk in data pack ${key} from store "${this.store.name}" does not match its digest`, { store: this.store.name, key })
+          }
         }
       }
-    }
-    return bytes
+      return bytes
+    }, { signal, range: { offset, length }, verifyObject })
   }
 
   putIndexSegment(name: string, encoding: Uint8Array): Promise<void> {

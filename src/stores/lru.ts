@@ -1,5 +1,8 @@
 import { LRUCache } from 'lru-cache'
+import { NixcasError } from '../errors.ts'
 import { clipRange, once, type ListedObject, type Locality, type ObjectStore, type ReadOptions } from './store.ts'
+
+type Verify = NonNullable<ReadOptions['verify']>
 
 export interface LruOptions {
   maxBytes: number
@@ -15,7 +18,9 @@ export interface LruOptions {
 export class LruStore implements ObjectStore {
   readonly trusted: boolean
   readonly locality: Locality
-  private readonly cache: LRUCache<string, Buffer>
+  private readonly cache: LRUCache<string, Buffer, Verify | undefined>
+  /** Cached objects that passed a read's check (one key has one digest, whoever asks). */
+  private readonly checked = new WeakSet<Buffer>()
 
   constructor(
     readonly name: string,
@@ -24,24 +29,41 @@ export class LruStore implements ObjectStore {
   ) {
     this.trusted = inner.trusted
     this.locality = inner.locality
-    this.cache = new LRUCache<string, Buffer>({
+    this.cache = new LRUCache<string, Buffer, Verify | undefined>({
       maxSize: options.maxBytes,
       maxEntrySize: options.maxEntrySize ?? Math.max(1, Math.floor(options.maxBytes / 8)),
       // Empty objects still take a slot.
       sizeCalculation: (bytes) => Math.max(1, bytes.length),
       // The fetch is shared by every waiter, so no single caller's abort may cancel it.
-      fetchMethod: async (key, _stale, { signal }) => this.inner.get(key, { signal }),
+      // Bytes that fail the caller's check are never cached.
+      fetchMethod: async (key, _stale, { signal, context: verify }) => {
+        const bytes = await this.inner.get(key, { signal, verify })
+        if (bytes !== undefined && verify) {
+          if (!verify(bytes)) throw new NixcasError('CORRUPT_OBJECT', `${key} from store "${this.inner.name}" does not match its digest`)
+          this.checked.add(bytes)
+        }
+        return bytes
+      },
     })
   }
 
-
   async get(key: string, options?: ReadOptions): Promise<Buffer | undefined> {
     const range = options?.range
-    if (!range) return this.cache.fetch(key)
+    const verify = options?.verify
+    if (!range) {
+      const bytes = await this.cache.fetch(key, { context: verify })
+      if (bytes === undefined || !verify || this.checked.has(bytes) || verify(bytes)) return bytes
+      // Cached before anyone checked it: drop it and read again, checked.
+      this.cache.delete(key)
+      return this.cache.fetch(key, { context: verify })
+    }
     const cached = this.cache.get(key)
     if (cached === undefined) return this.inner.get(key, options)
     const { start, end } = clipRange(cached.length, range)
-    return cached.subarray(start, end)
+    const part = cached.subarray(start, end)
+    if (!verify || verify(part)) return part
+    this.cache.delete(key)
+    return this.inner.get(key, options)
   }
 
   async stream(key: string, options?: ReadOptions): Promise<AsyncIterable<Uint8Array> | undefined> {

@@ -9,6 +9,19 @@ export interface ByteRange {
 export interface ReadOptions {
   range?: ByteRange
   signal?: AbortSignal
+  /**
+   * Whether bytes this read returns (the range's bytes, given a range) are intact: the
+   * caller's own digest check, offered to the stores that hold copies. A cache drops a near
+   * copy that fails it and answers from far, and no store keeps bytes that fail it. Stores
+   * with one copy ignore it, so the caller still checks what it gets.
+   */
+  verify?: (bytes: Uint8Array) => boolean
+  /**
+   * For a ranged read: the same check for the whole object. With it, a cache that drops a
+   * bad copy reads the whole object from far, checks it and writes it back, so a store
+   * read only in ranges is repaired too, not just bypassed.
+   */
+  verifyObject?: (bytes: Uint8Array) => boolean
 }
 
 export interface ListedObject {
