@@ -65,17 +65,17 @@ export default async function logRoutes(fastify: FastifyInstance): Promise<void>
 
   fastify.get<{ Params: { name: string } }>('/log/:name', { exposeHeadRoute: false }, async (request, reply) => {
     const signal = clientGone(request, reply)
-    const log = await fastify.cache.logs.get(request.params.name, signal)
-    if (log === undefined) return sendNotFound(reply, 'no such log')
-    logHeaders(fastify, reply, log.record)
-    if (request.headers['if-none-match'] === `"${digestHex(log.record.digest)}"`) return reply.code(304).send()
+    const record = await fastify.cache.logs.record(request.params.name)
+    if (record === undefined) return sendNotFound(reply, 'no such log')
+    logHeaders(fastify, reply, record)
+    if (request.headers['if-none-match'] === `"${digestHex(record.digest)}"`) return reply.code(304).send()
     const encoding = chooseEncoding(request)
     if (encoding === 'stored') {
-      await fastify.cache.logs.verify(log, signal)
-      return reply.header('content-encoding', STORED_LOG_ENCODING).header('content-length', log.bytes.length).send(log.bytes)
+      const stored = await fastify.cache.logs.stored(record, signal)
+      return reply.header('content-encoding', STORED_LOG_ENCODING).header('content-length', record.storedSize).send(Readable.from(stored))
     }
-    const text = Readable.from(fastify.cache.logs.text(log, signal))
-    if (encoding === undefined) return reply.header('content-length', log.record.size).send(text)
+    const text = Readable.from(await fastify.cache.logs.text(record, signal))
+    if (encoding === undefined) return reply.header('content-length', record.size).send(text)
     const compressor = compressStream(encoding)
     pipeline(text, compressor).catch((error: unknown) => recordFailure(request, error))
     return reply.header('content-encoding', encoding).send(compressor)

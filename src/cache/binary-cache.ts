@@ -72,7 +72,7 @@ export class BinaryCache {
     private readonly options: BinaryCacheOptions,
   ) {
     this.narinfos = new LRUCache<string, string>({ max: Math.max(1, options.narinfoCacheEntries), ttl: 60_000 })
-    this.logs = new BuildLogs(cas, options.maxLogSize)
+    this.logs = new BuildLogs(cas, options.maxLogSize, options.ingest.budget)
     this.realisations = new Realisations(cas, {
       storeDir: options.storeDir,
       signingKeys: options.signingKeys,

@@ -198,7 +198,7 @@ export class Cas {
     return this.store.put(keys.upload(stem, fileName), Buffer.from(encodeNixbase32(narHash.digest)))
   }
 
-  /** A build log's stored bytes, checked against nothing: the record beside it says how to read them. */
+  /** A part of a build log's stored bytes; the caller checks it against its digest (BuildLogs knows when to). */
   getLog(digest: Digest, signal?: AbortSignal): Promise<Buffer | undefined> {
     return this.store.get(keys.log(digest), { signal })
   }

@@ -33,7 +33,7 @@ export const keys = {
   narRecord: (narHash: NixHash): string => sharded('nar', encodeNixbase32(narHash.digest)),
   /** An uploaded NAR file name (`<stem>.nar[.xz|…]`, validated by the caller) → the NAR it became. */
   upload: (stem: string, fileName: string): string => `uploads/${stem.slice(0, 2)}/${fileName}`,
-  /** A build log's stored (compressed) bytes, by the BLAKE3 digest of the log text. */
+  /** A part of a build log's stored (compressed) bytes, by the BLAKE3 digest of those bytes. */
   log: (digest: Digest): string => sharded('logs', digestHex(digest)),
   /** `log/<drv basename>` → which log it is (a small record), by the derivation's store path. */
   logName: (drv: StorePath): string => `log-names/${drv.hash.slice(0, 2)}/${keyText(storePathBase(drv))}`,
