@@ -67,6 +67,7 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
     metrics,
     prefetchStats,
     access,
+    uploadBudget,
     settings: {
       narinfoMaxAge: config.narinfoMaxAge,
       notFoundMaxAge: config.notFoundMaxAge,

@@ -67,11 +67,27 @@ async function* named(source: AsyncIterable<Uint8Array>, what: string): AsyncGen
   }
 }
 
-/** A whole small upload body, decoded, in memory (at most `limit.maxBytes`). */
+/**
+ * A whole small upload body, decoded, in memory (at most `limit.maxBytes`). Room for it is
+ * taken from the shared upload budget before a byte is read (the declared length of a body
+ * sent as is, else the limit) and given back once it is read: however many such uploads
+ * arrive at once, what they hold stays inside the budget, and a request waits with its
+ * socket unread instead of memory growing. Nothing else is held while it waits, so waiting
+ * bodies cannot hold each other up.
+ */
 export async function readUploadBody(request: FastifyRequest, limit: UploadLimit, signal?: AbortSignal): Promise<Buffer> {
-  const chunks: Uint8Array[] = []
-  for await (const chunk of uploadBody(request, limit, signal)) chunks.push(chunk)
-  return Buffer.concat(chunks)
+  const budget = request.server.uploadBudget
+  const declared = Number(request.headers['content-length'] ?? Number.NaN)
+  const plain = methodFromContentEncoding(request.headers['content-encoding']) === 'none'
+  const size = Math.min(plain && Number.isSafeInteger(declared) && declared >= 0 ? declared : limit.maxBytes, limit.maxBytes, budget.capacity)
+  await budget.acquire(size, false, signal)
+  try {
+    const chunks: Uint8Array[] = []
+    for await (const chunk of uploadBody(request, limit, signal)) chunks.push(chunk)
+    return Buffer.concat(chunks)
+  } finally {
+    budget.release(size)
+  }
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
+import type { ByteBudget } from '../budget.ts'
 import type { AccessPolicy } from '../http/auth.ts'
 import type { Metrics } from '../metrics.ts'
 import type { PrefetchStats } from '../render/prefetcher.ts'
@@ -22,6 +23,8 @@ export interface ServicesOptions {
   prefetchStats: PrefetchStats
   access: AccessPolicy
   settings: HttpSettings
+  /** Shared by every upload: NAR ingests, and the small bodies routes read whole. */
+  uploadBudget: ByteBudget
 }
 
 declare module 'fastify' {
@@ -33,6 +36,7 @@ declare module 'fastify' {
     prefetchStats: PrefetchStats
     access: AccessPolicy
     settings: HttpSettings
+    uploadBudget: ByteBudget
   }
 }
 
@@ -46,6 +50,7 @@ export default fp(
     fastify.decorate('prefetchStats', options.prefetchStats)
     fastify.decorate('access', options.access)
     fastify.decorate('settings', options.settings)
+    fastify.decorate('uploadBudget', options.uploadBudget)
     fastify.addHook('onClose', async () => {
       await options.cache.close()
       await options.stack.close()
