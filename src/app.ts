@@ -23,7 +23,7 @@ if (import.meta.url.endsWith('.ts')) process.env.FASTIFY_AUTOLOAD_TYPESCRIPT ??=
  */
 export async function nixcasApp(fastify: FastifyInstance, options: AppOptions): Promise<void> {
   const finished = (request: FastifyRequest, reply: FastifyReply): void => {
-    const status = logRequest(request, reply)
+    const status = logRequest(request, reply, fastify.stores.root.name)
     if (status !== undefined) fastify.metrics.requests.inc({ route: request.routeOptions.url ?? 'unknown', method: request.method, status: String(status) })
   }
   // First of all hooks: a client may go away at any point.

@@ -19,12 +19,18 @@ const done = new WeakSet<FastifyRequest>()
  */
 export function watchResponse(request: FastifyRequest, reply: FastifyReply, ended: () => void): void {
   const response = reply.raw
+  let called = false
+  const end = (): void => {
+    if (called) return
+    called = true
+    ended()
+  }
   response.once('finish', () => {
     completed.add(request)
-    ended()
+    end()
   })
-  if (response.closed) ended()
-  else response.once('close', ended)
+  if (response.closed) end()
+  else response.once('close', end)
 }
 
 /** Keeps the first error a request met (the later ones are usually its consequences). */
@@ -69,9 +75,11 @@ const clientGone = (error: unknown): boolean =>
 
 /**
  * Writes the request's line, once; returns the status it reports (ABANDONED when the
- * client went away first), or undefined when the line was already written.
+ * client went away first), or undefined when the line was already written. `rootStore`
+ * names the store of a corruption found above the store layer (in a tree being rendered),
+ * which reads only from the root.
  */
-export function logRequest(request: FastifyRequest, reply: FastifyReply): number | undefined {
+export function logRequest(request: FastifyRequest, reply: FastifyReply, rootStore: string): number | undefined {
   if (done.has(request)) return undefined
   done.add(request)
   const failure = failures.get(request)
@@ -81,7 +89,7 @@ export function logRequest(request: FastifyRequest, reply: FastifyReply): number
   const line = { method: request.method, url: request.url, status, ms: Math.round(reply.elapsedTime), range: request.headers.range }
   const corrupt = corruptionIn(failure)
   if (abandoned) request.log.info(line, 'request abandoned by the client')
-  else if (corrupt) request.log.error({ ...line, store: corrupt.store, key: corrupt.key, err: failure }, 'corrupt object')
+  else if (corrupt) request.log.error({ ...line, store: corrupt.store ?? rootStore, key: corrupt.key, err: failure }, 'corrupt object')
   else if (failure !== undefined && (status >= 500 || !finished)) request.log.error({ ...line, err: failure }, finished ? 'request failed' : 'response cut short')
   else if (failure !== undefined) request.log.info({ ...line, error: (failure as Error).message }, 'request refused')
   else request.log.info(line, 'request')
