@@ -4,7 +4,7 @@ import { decodeDirectory } from '../castore/directory.ts'
 import { checkManifestSize, decodeManifest, type ChunkRef } from '../castore/manifest.ts'
 import { directoryNarSize, type CasNode, type DirectoryEntry } from '../castore/node.ts'
 import type { Cas } from '../cas/cas.ts'
-import type { FileNode, TreeSource } from './layout.ts'
+import type { FileNode } from './layout.ts'
 
 /** How many directories or manifests are fetched at once when there is no pack. */
 const LEVEL_CONCURRENCY = 64
