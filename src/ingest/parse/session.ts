@@ -48,6 +48,8 @@ export class Session {
   private outputHeld = 0
   private wakeConsumer: (() => void) | undefined
   private wakePump: (() => void) | undefined
+  /** A 'waiting' message was sent and no report of input taken has come since. */
+  private askedForTaken = false
 
   constructor(
     readonly id: number,
@@ -59,9 +61,10 @@ export class Session {
   ) {}
 
   /** Opens the session in the worker with its first credit. */
-  start(options: Omit<Extract<ToWorker, { kind: 'open' }>, 'kind' | 'id' | 'credit' | 'batchBytes'>): void {
+  start(options: Omit<Extract<ToWorker, { kind: 'open' }>, 'kind' | 'id' | 'credit' | 'batchBytes' | 'ackBytes'>): void {
     this.topUp(false)
-    this.post({ kind: 'open', id: this.id, credit: this.granted, batchBytes: this.limits.batchBytes, ...options })
+    const { batchBytes, inputBytes } = this.limits
+    this.post({ kind: 'open', id: this.id, credit: this.granted, batchBytes, ackBytes: Math.ceil(inputBytes / 2), ...options })
   }
 
   /** The next event; undefined after `done`. */
@@ -176,7 +179,14 @@ export class Session {
     for (;;) {
       if (this.workerDone) return false
       const inFlight = this.sent - this.taken
-      if ((inFlight === 0 || inFlight + size <= this.limits.inputBytes) && this.budget.tryAcquire(size, inFlight === 0)) return true
+      const fits = inFlight === 0 || inFlight + size <= this.limits.inputBytes
+      if (fits && this.budget.tryAcquire(size, inFlight === 0)) return true
+      // No room (in the window, or in the budget): the worker reports what it took in steps,
+      // so ask it to report now. What it took frees both.
+      if (!this.askedForTaken) {
+        this.post({ kind: 'waiting', id: this.id })
+        this.askedForTaken = true
+      }
       await new Promise<void>((resolve) => (this.wakePump = resolve))
     }
   }
@@ -195,6 +205,7 @@ export class Session {
 
   private inputTaken(taken: number): void {
     if (taken <= this.taken) return
+    this.askedForTaken = false
     this.budget.release(taken - this.taken)
     this.taken = taken
     this.wakePump?.()

@@ -20,9 +20,13 @@ export type ToWorker =
       /** Total event cost the session may produce (see `eventCost`); raised by `credit`. */
       credit: number
       batchBytes: number
+      /** Input taken is reported once this much more was taken (or when the main thread waits). */
+      ackBytes: number
     }
   | { kind: 'input'; id: number; bytes: Uint8Array }
   | { kind: 'end'; id: number }
+  /** The main thread has no room to send more input until it hears what was taken. */
+  | { kind: 'waiting'; id: number }
   | { kind: 'credit'; id: number; credit: number }
   | { kind: 'cancel'; id: number }
   | { kind: 'stats'; request: number }
@@ -79,8 +83,10 @@ export function eventCost(event: IngestEvent): number {
 export interface WireBatch {
   /** Records: a type tag then that type's fields, see `BatchWriter.add`. */
   records: Float64Array
-  /** Digests, names, targets and small chunks, referenced by (offset, length). */
+  /** Digests, names and targets, referenced by (offset, length). */
   meta: ArrayBuffer
+  /** Chunks smaller than OWN_BUFFER, referenced by (offset, length). */
+  small: ArrayBuffer
   /** Chunks of at least OWN_BUFFER bytes, one buffer each. */
   chunks: ArrayBuffer[]
 }
@@ -88,18 +94,45 @@ export interface WireBatch {
 const Tag = { Directory: 0, End: 1, File: 2, Chunk: 3, FileEnd: 4, Symlink: 5, Done: 6 } as const
 
 /**
- * Chunks this large get a buffer of their own, so a consumer that keeps one chunk keeps no
- * other chunk's bytes alive; smaller ones share the batch's meta buffer, so a NAR of many
- * small files costs a few buffers per batch rather than one per file.
+ * A consumer keeps some bytes of a batch and drops others, and a view keeps its whole
+ * buffer alive: so bytes are grouped by how long they are likely kept. Digests and names
+ * (kept for manifests and directories) share one buffer that holds nothing else; chunks
+ * this large get a buffer each; smaller ones (small files, likely kept together, e.g.
+ * inlined) share one. A NAR of many small files costs three buffers per batch, not one per file.
  */
 const OWN_BUFFER = 4096
 const NULL = -1
 
+/** Byte strings appended into one buffer at `take`. */
+class Packer {
+  private parts: Uint8Array[] = []
+  private bytes = 0
+
+  add(bytes: Uint8Array): number {
+    const offset = this.bytes
+    this.parts.push(bytes)
+    this.bytes += bytes.length
+    return offset
+  }
+
+  take(): ArrayBuffer {
+    const out = Buffer.allocUnsafeSlow(this.bytes)
+    let offset = 0
+    for (const part of this.parts) {
+      out.set(part, offset)
+      offset += part.length
+    }
+    this.parts = []
+    this.bytes = 0
+    return out.buffer
+  }
+}
+
 /** Collects events in the worker and packs them into one transferable message. */
 export class BatchWriter {
   private records: number[] = []
-  private metaParts: Uint8Array[] = []
-  private metaBytes = 0
+  private readonly meta = new Packer()
+  private readonly small = new Packer()
   private chunks: ArrayBuffer[] = []
   private cost = 0
   private count = 0
@@ -113,12 +146,8 @@ export class BatchWriter {
     return this.cost
   }
 
-  private meta(bytes: Uint8Array | null): number {
-    if (bytes === null) return NULL
-    const offset = this.metaBytes
-    this.metaParts.push(bytes)
-    this.metaBytes += bytes.length
-    return offset
+  private name(bytes: Uint8Array | null): number {
+    return bytes === null ? NULL : this.meta.add(bytes)
   }
 
   /** Adds `event` and returns its cost. */
@@ -129,16 +158,16 @@ export class BatchWriter {
     const r = this.records
     switch (event.type) {
       case 'directory':
-        r.push(Tag.Directory, this.meta(event.name), event.name?.length ?? NULL)
+        r.push(Tag.Directory, this.name(event.name), event.name?.length ?? NULL)
         break
       case 'end':
         r.push(Tag.End)
         break
       case 'file':
-        r.push(Tag.File, this.meta(event.name), event.name?.length ?? NULL, event.executable ? 1 : 0, event.size)
+        r.push(Tag.File, this.name(event.name), event.name?.length ?? NULL, event.executable ? 1 : 0, event.size)
         break
       case 'chunk': {
-        const digest = this.meta(event.digest)
+        const digest = this.meta.add(event.digest)
         if (event.bytes.length >= OWN_BUFFER) {
           // A copy in the worker, so the transfer detaches nothing else (chunks are views of decoder output).
           const own = Buffer.allocUnsafeSlow(event.bytes.length)
@@ -146,18 +175,18 @@ export class BatchWriter {
           this.chunks.push(own.buffer)
           r.push(Tag.Chunk, digest, this.chunks.length - 1, 0, own.length)
         } else {
-          r.push(Tag.Chunk, digest, NULL, this.meta(event.bytes), event.bytes.length)
+          r.push(Tag.Chunk, digest, NULL, this.small.add(event.bytes), event.bytes.length)
         }
         break
       }
       case 'fileEnd':
-        r.push(Tag.FileEnd, this.meta(event.digest))
+        r.push(Tag.FileEnd, this.meta.add(event.digest))
         break
       case 'symlink':
-        r.push(Tag.Symlink, this.meta(event.name), event.name?.length ?? NULL, this.meta(event.target), event.target.length)
+        r.push(Tag.Symlink, this.name(event.name), event.name?.length ?? NULL, this.meta.add(event.target), event.target.length)
         break
       case 'done':
-        r.push(Tag.Done, this.meta(event.narHash), event.narHash.length, event.narSize)
+        r.push(Tag.Done, this.meta.add(event.narHash), event.narHash.length, event.narSize)
         break
     }
     return cost
@@ -165,26 +194,18 @@ export class BatchWriter {
 
   /** The batch so far and the buffers to transfer with it; the writer starts empty again. */
   take(): { batch: WireBatch; transfer: ArrayBuffer[] } {
-    const meta = Buffer.allocUnsafeSlow(this.metaBytes)
-    let offset = 0
-    for (const part of this.metaParts) {
-      meta.set(part, offset)
-      offset += part.length
-    }
-    const batch: WireBatch = { records: Float64Array.from(this.records), meta: meta.buffer, chunks: this.chunks }
+    const batch: WireBatch = { records: Float64Array.from(this.records), meta: this.meta.take(), small: this.small.take(), chunks: this.chunks }
     this.records = []
-    this.metaParts = []
-    this.metaBytes = 0
     this.chunks = []
     this.cost = 0
     this.count = 0
-    return { batch, transfer: [batch.records.buffer as ArrayBuffer, batch.meta, ...batch.chunks] }
+    return { batch, transfer: [batch.records.buffer as ArrayBuffer, batch.meta, batch.small, ...batch.chunks] }
   }
 }
 
 /** The events of a batch, as views of its transferred buffers. */
 export function readBatch(batch: WireBatch): IngestEvent[] {
-  const { records, meta, chunks } = batch
+  const { records, meta, small, chunks } = batch
   const view = (offset: number, length: number): Buffer => Buffer.from(meta, offset, length)
   const maybe = (offset: number, length: number): Buffer | null => (length === NULL ? null : view(offset, length))
   const events: IngestEvent[] = []
@@ -207,7 +228,7 @@ export function readBatch(batch: WireBatch): IngestEvent[] {
         break
       case Tag.Chunk: {
         const buffer = field(i + 2)
-        const bytes = buffer === NULL ? view(field(i + 3), field(i + 4)) : Buffer.from(chunks[buffer] as ArrayBuffer)
+        const bytes = buffer === NULL ? Buffer.from(small, field(i + 3), field(i + 4)) : Buffer.from(chunks[buffer] as ArrayBuffer)
         events.push({ type: 'chunk', digest: view(field(i + 1), DIGEST_SIZE), bytes })
         i += 5
         break

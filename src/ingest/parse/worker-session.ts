@@ -12,6 +12,11 @@ export type Post = (message: FromWorker, transfer?: ArrayBuffer[]) => void
 
 /** Past this many events a batch is sent even if its bytes are few (a NAR of many small files). */
 const BATCH_EVENTS = 1024
+/**
+ * How long events may wait in a batch while the worker waits for input: a slow client does
+ * not hold them back for long, and a fast one does not cost a message per body chunk.
+ */
+const STARVED_FLUSH_MS = 10
 
 export function toWireError(error: unknown): WireError {
   if (error instanceof NarError) return { code: error.code, message: error.message, reason: error.reason, offset: error.offset }
@@ -32,6 +37,9 @@ export class WorkerSession {
   private credit: number
   private produced = 0
   private takenSent = 0
+  /** The main thread has stopped sending input until it hears what was taken. */
+  private mainWaiting = false
+  private starvedFlush: NodeJS.Timeout | undefined
   private creditArrived: (() => void) | undefined
   waitingForCredit = false
   /** The decoder's counts: what it read and produced, including bytes it holds. */
@@ -42,13 +50,23 @@ export class WorkerSession {
     private readonly post: Post,
   ) {
     this.credit = open.credit
+    // What was taken is told in steps of half the main thread's input bound (it keeps sending
+    // meanwhile), or at once when it waits; never per chunk.
     this.input = new InputQueue(
       () => {
-        // Tell the main thread in steps, not per chunk: it sends ahead up to its input bound.
-        if (this.input.taken - this.takenSent >= open.batchBytes / 4) this.flush()
+        if (this.mainWaiting || this.input.taken - this.takenSent >= open.ackBytes) this.flush()
       },
-      () => this.flush(),
+      () => {
+        if (this.mainWaiting && this.input.taken > this.takenSent) this.flush()
+        else if (this.batch.events > 0) this.starvedFlush ??= setTimeout(() => this.flush(), STARVED_FLUSH_MS)
+      },
     )
+  }
+
+  /** The main thread waits for room to send more input. */
+  waiting(): void {
+    this.mainWaiting = true
+    if (this.input.taken > this.takenSent) this.flush()
   }
 
   grant(credit: number): void {
@@ -59,6 +77,7 @@ export class WorkerSession {
 
   /** Stops the parse at its next step and drops the queued input. */
   cancel(): void {
+    clearTimeout(this.starvedFlush)
     this.controller.abort(new NixcasError('ABORTED', 'the upload was aborted'))
     this.input.fail(abortError(this.controller.signal))
     this.wakeCredit()
@@ -72,7 +91,10 @@ export class WorkerSession {
 
   /** Sends the events gathered so far, and how much input was taken, if either is news. */
   private flush(): void {
+    clearTimeout(this.starvedFlush)
+    this.starvedFlush = undefined
     const taken = this.input.taken
+    if (taken > this.takenSent) this.mainWaiting = false
     if (this.batch.events > 0) {
       const { batch, transfer } = this.batch.take()
       this.post({ kind: 'events', id: this.open.id, batch, taken }, transfer)

@@ -34,6 +34,9 @@ port.on('message', (message: ToWorker) => {
     case 'end':
       sessions.get(message.id)?.input.end()
       break
+    case 'waiting':
+      sessions.get(message.id)?.waiting()
+      break
     case 'credit':
       sessions.get(message.id)?.grant(message.credit)
       break

@@ -1,8 +1,12 @@
 import { createHash } from 'node:crypto'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { ByteBudget } from '../../../src/budget.ts'
 import type { IngestEvent } from '../../../src/ingest/events.ts'
+import { parseNarEvents } from '../../../src/ingest/parse/parse.ts'
 import { IngestWorkers } from '../../../src/ingest/parse/workers.ts'
+import { narOf } from '../../helpers/nar-samples.ts'
+import { makeGoldenTrees, tempDir } from '../../helpers/trees.ts'
 import { compress, lazyFileNar, outcome, pieces, sum, untilStats } from './helpers.ts'
 
 const MiB = 1024 * 1024
@@ -144,6 +148,28 @@ t.test('memory over sessions: a shared budget bounds them together, and none sta
   const results = await Promise.all(sessions.map((session) => outcome(session)))
   t.ok(results.every((result) => result.error === undefined && result.events.at(-1)?.startsWith('done ')), 'all complete')
   t.equal(budget.inUse, 0)
+})
+
+t.test('tiny bounds, a tiny budget, body pieces larger than the input bound: every session still completes, identically', async (t) => {
+  const budget = new ByteBudget(128 * 1024)
+  const pool = new IngestWorkers({ size: 1, budget, sessionInputBytes: 16 * 1024, sessionOutputBytes: 64 * 1024 })
+  t.teardown(() => pool.close())
+  const trees = await makeGoldenTrees(join(await tempDir(t), 'golden'))
+  const nars = await Promise.all(['many-small', 'mixed', 'random-5mb', 'odd-names'].map(async (name) => (await narOf(trees[name] as string)).bytes))
+  const uploads = await Promise.all(
+    Array.from({ length: 8 }, async (_, index) => {
+      const method = (['none', 'zstd'] as const)[index % 2] as 'none' | 'zstd'
+      return { method, body: await compress(nars[index % nars.length] as Buffer, method) }
+    }),
+  )
+  const sizes = [1, 100_000, 7, 40_000, 3000]
+  const results = await Promise.all(uploads.map(({ body, method }) => outcome(pool.parse(pieces(body, sizes), { method, chunkSizes: { min: 256, avg: 1024, max: 4096 } }))))
+  for (const [index, { body, method }] of uploads.entries()) {
+    const expected = await outcome(parseNarEvents(pieces(body), { method, chunkSizes: { min: 256, avg: 1024, max: 4096 } }))
+    t.equal(results[index]?.error, undefined, `upload ${index}: no error`)
+    t.ok(expected.events.length === results[index]?.events.length && expected.events.every((line, at) => line === results[index]?.events[at]), `upload ${index} (${method}): the same events`)
+  }
+  t.equal(budget.inUse, 0, 'every byte of budget given back')
 })
 
 t.test('a worker that dies fails its sessions with INTERNAL and is replaced; the process lives on', async (t) => {
