@@ -6,6 +6,7 @@ import { benchNar } from './nar.ts'
 
 const benches: Record<string, () => Promise<void>> = { nar: benchNar, chunking: benchChunking, castore: benchCastore, http: benchHttp, shootout: () => import('./shootout.ts').then((module) => module.benchShootout()) }
 benches.codec = () => import('./codec.ts').then((module) => module.benchCodec())
+benches.hostile = () => import('./hostile.ts').then((module) => module.benchHostile())
 benches.parse = () => import('./ingest-parse.ts').then((module) => module.benchParse())
 
 const wanted = process.argv.slice(2)

@@ -51,23 +51,23 @@ export interface Server {
   stop(): Promise<void>
 }
 
-/** The environment without the operator's NIXCAS_* settings, so nixcas runs on its defaults. */
-function nixcasEnv(): NodeJS.ProcessEnv {
+/** The environment without the operator's NIXCAS_* settings, so nixcas runs on its defaults (and `settings`). */
+function nixcasEnv(settings: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { NIXCAS_LOG_LEVEL: 'warn' }
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('NIXCAS_')) env[key] = value
-  return env
+  return { ...env, ...settings }
 }
 
 /**
- * `nixcas serve` on a free port with `store`. Warnings and errors go to `logFile` (request
- * logging off, as nginx's access log is off). A port taken between the probe and the
- * listen is retried on another.
+ * `nixcas serve` on a free port with `store`, and `settings` as NIXCAS_* variables.
+ * Warnings and errors go to `logFile` (request logging off, as nginx's access log is off).
+ * A port taken between the probe and the listen is retried on another.
  */
-export async function startNixcas(cleanup: Cleanup, store: string, logFile: string): Promise<Server> {
+export async function startNixcas(cleanup: Cleanup, store: string, logFile: string, settings: Record<string, string> = {}): Promise<Server> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort()
     const args = ['--import', 'tsx', '--openssl-legacy-provider', 'src/cli.ts', 'serve', '--listen', `127.0.0.1:${port}`, '--store', store]
-    const daemon = startDaemon(cleanup, process.execPath, args, { cwd: NIXCAS, env: nixcasEnv(), logFile })
+    const daemon = startDaemon(cleanup, process.execPath, args, { cwd: NIXCAS, env: nixcasEnv(settings), logFile })
     const url = `http://127.0.0.1:${port}`
     try {
       await waitUntil('nixcas', () => answers(`${url}/nix-cache-info`), daemon, 60_000)

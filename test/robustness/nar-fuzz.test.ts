@@ -98,42 +98,52 @@ const COMPRESSORS = {
   bzip2: { suffix: 'nar.bz2', compress: ['bzip2', '-c'], decompress: ['bzip2', '-dc'] },
 } as const
 
-/** What a real CLI makes of `input`: its output, or undefined when it refuses. */
+/**
+ * What a real CLI makes of `input`: its output, or undefined when it refuses. bzip2 only
+ * warns about bytes after its last stream; nixcas refuses them, as xz and zstd do, so the
+ * warning counts as a refusal here.
+ */
 function run(command: readonly string[], input: Uint8Array): Buffer | undefined {
   const result = spawnSync(command[0] as string, command.slice(1), { input, maxBuffer: 64 * 1024 * 1024 })
-  return result.status === 0 ? result.stdout : undefined
+  return result.status === 0 && !result.stderr.toString().includes('trailing garbage') ? result.stdout : undefined
 }
 
 t.test('structured mutations of NARs and of their compressed forms', async (t) => {
   const server = await listen(t, { maxNarSize: 1024 * 1024 })
   const accepted = new Set<string>()
-  const failures: string[] = []
 
-  /** Uploads `body` as `file`; `nar` is what it decodes to (undefined when a reference decoder refuses it). */
-  async function check(file: string, body: Buffer, nar: Buffer | undefined, what: string): Promise<boolean> {
+  /**
+   * Uploads `body` as `file`; `nar` is what it decodes to (undefined when a reference decoder
+   * refuses it). Throws what went wrong, so fast-check's report (and its shrunk case) says it.
+   */
+  async function check(file: string, body: Buffer, nar: Buffer | undefined, what: string): Promise<void> {
+    const fail = (problem: string): never => {
+      throw new Error(`${what}: ${problem}`)
+    }
     const response = await fetch(`${server.url}/nar/${file}`, { method: 'PUT', body })
     const answer = await response.text()
     const valid = nar !== undefined && (await canonical(nar))
     if (response.status === 201) {
-      if (!valid || nar === undefined) return failures.push(`${what}: accepted, but it is not a canonical NAR: ${answer}`) < 0
+      if (!valid || nar === undefined) return fail(`accepted, but it is not a canonical NAR: ${answer}`)
       const served = await fetch(`${server.url}/nar/${sha256(nar)}.nar`)
-      if (!Buffer.from(await served.arrayBuffer()).equals(nar)) return failures.push(`${what}: accepted, but not served back byte for byte`) < 0
+      if (!Buffer.from(await served.arrayBuffer()).equals(nar)) fail(`accepted, but not served back byte for byte (${served.status})`)
       accepted.add(sha256(nar))
-      return true
+      return
     }
-    if (response.status < 400 || response.status >= 500) return failures.push(`${what}: ${response.status} ${answer}`) < 0
-    if (valid) return failures.push(`${what}: a canonical NAR refused: ${response.status} ${answer}`) < 0
-    if (nar !== undefined && !accepted.has(sha256(nar)) && (await fetch(`${server.url}/nar/${sha256(nar)}.nar`)).status !== 404) {
-      return failures.push(`${what}: refused, yet served`) < 0
+    if (response.status < 400 || response.status >= 500) fail(`${response.status} ${answer}`)
+    // The one bzip2 feature nixcas's decoder leaves out: blocks randomised by bzip2 0.9.0 and older, which nothing has written since.
+    if (valid && !/randomised blocks/.test(answer)) fail(`a canonical NAR refused: ${response.status} ${answer}`)
+    if (nar !== undefined && !accepted.has(sha256(nar))) {
+      const served = await fetch(`${server.url}/nar/${sha256(nar)}.nar`)
+      if (served.status !== 404) fail(`refused (${response.status} ${answer}), yet served: ${served.status}`)
     }
-    return true
   }
 
   await fc.assert(
     fc.asyncProperty(tree, fc.array(mutation, { minLength: 1, maxLength: 3 }), async (root, changes) => {
       const original = (await narBytes(eventsOf(root))).bytes
       const mutated = changes.reduce(mutate, original)
-      return check('fuzz.nar', mutated, mutated, `NAR ${JSON.stringify(changes)}`)
+      await check('fuzz.nar', mutated, mutated, `NAR ${JSON.stringify(changes)}`)
     }),
     { numRuns: 400 },
   )
@@ -145,12 +155,12 @@ t.test('structured mutations of NARs and of their compressed forms', async (t) =
     await fc.assert(
       fc.asyncProperty(fc.nat(streams.length - 1), fc.array(mutation, { minLength: 1, maxLength: 2 }), async (index, changes) => {
         const mutated = changes.reduce(mutate, streams[index] as Buffer)
-        return check(`fuzz.${tools.suffix}`, mutated, run(tools.decompress, mutated), `${method} ${JSON.stringify(changes)}`)
+        await check(`fuzz.${tools.suffix}`, mutated, run(tools.decompress, mutated), `${method} ${JSON.stringify(changes)}`)
       }),
       { numRuns: 120 },
     )
   }
-  t.same(failures, [], 'none wrongly accepted, none refused yet visible, no 5xx')
+  t.pass('none wrongly accepted, none refused yet visible, no 5xx')
   t.ok(accepted.size > 0, `${accepted.size} mutations still canonical NARs were accepted and served`)
   t.equal((await fetch(`${server.url}/health`)).status, 200, 'the server is healthy')
 })
