@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { NarFile } from '../src/cache/binary-cache.ts'
 import type { ServableNar } from '../src/cache/nar-service.ts'
 import { encode } from '../src/codec/encode.ts'
 import { compressStream, negotiateEncoding } from '../src/http/encoding.ts'
@@ -44,14 +45,29 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
     )
   }
 
+  /**
+   * The NAR a name serves, as `lookup` finds it. A `<narhash>.nar` name is that NAR; only when
+   * there is none is it looked up as a name uploaded (a gzip upload is `<filehash>.nar`), so
+   * the common request costs no extra read.
+   */
+  async function locate<T>(name: string, lookup: (narHash: string) => Promise<T | undefined>): Promise<{ file: NarFile; found: T } | undefined> {
+    for (const uploaded of [false, true]) {
+      const file = await fastify.cache.narFile(name, { uploaded })
+      const found = file && (await lookup(file.narHash))
+      if (file && found) return { file, found }
+      if (!file?.byHash) return undefined
+    }
+    return undefined
+  }
+
   fastify.route<{ Params: { file: string } }>({
     method: 'HEAD',
     url: '/nar/:file',
     handler: async (request, reply) => {
-      const file = await fastify.cache.narFile(request.params.file)
       // The index knows the size: no need to lay the NAR out.
-      const found = file && (await fastify.nars.entry(file.narHash))
-      if (!file || !found) return sendNotFound(reply, 'no such NAR')
+      const located = await locate(request.params.file, (narHash) => fastify.nars.entry(narHash))
+      if (!located) return sendNotFound(reply, 'no such NAR')
+      const { file, found } = located
       if (file.compression !== 'none') {
         narHeaders(reply, undefined)
         return reply.send()
@@ -62,9 +78,9 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
   })
 
   fastify.get<{ Params: { file: string } }>('/nar/:file', { exposeHeadRoute: false }, async (request: NarRequest, reply) => {
-    const file = await fastify.cache.narFile(request.params.file)
-    const nar = file && (await fastify.nars.find(file.narHash))
-    if (!file || !nar) return sendNotFound(reply, 'no such NAR')
+    const located = await locate(request.params.file, (narHash) => fastify.nars.find(narHash))
+    if (!located) return sendNotFound(reply, 'no such NAR')
+    const { file, found: nar } = located
     if (file.compression !== 'none') {
       // Any bytes that decompress to the NAR will do (Nix checks the NarHash after decoding): the codec's fast level.
       narHeaders(reply, undefined)

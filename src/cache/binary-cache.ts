@@ -4,7 +4,7 @@ import type { PathInfo } from '../castore/path-info.ts'
 import { storeNar, type IngestOptions, type IngestResult } from '../ingest/ingest.ts'
 import type { IngestEvent } from '../ingest/events.ts'
 import { parseNarEvents, type ParseOptions } from '../ingest/parse/parse.ts'
-import { parseNarFileName, type NarCompression } from '../ingest/decompress.ts'
+import { parseNarFileName, sniffGzip, type NarCompression } from '../ingest/decompress.ts'
 import { renderCacheInfo } from '../nix/cache-info.ts'
 import { formatNixHash, hashesEqual, type NixHash } from '../nix/hash.ts'
 import { parseNarInfo, renderNarInfo, type NarInfo } from '../nix/narinfo.ts'
@@ -38,6 +38,13 @@ export interface BinaryCacheOptions {
   maxLogSize: number
 }
 
+
+export interface NarFile {
+  narHash: string
+  compression: NarCompression
+  /** The name is the NAR hash itself: whether the NAR exists is still to be seen. */
+  byHash: boolean
+}
 
 /**
  * The body's bytes in buffers of their own: the worker pool takes (detaches) what it is
@@ -201,30 +208,37 @@ export class BinaryCache {
   }
 
   /**
-   * What a file name under `nar/` serves: the hash of its NAR and the compression its name
-   * promises. `<narhash>.nar` is always the NAR of that hash; any other name exists once a
-   * NAR was uploaded under it, and stays fetchable: a client keeps the narinfo it uploaded,
-   * with the URL it chose, for a month.
+   * What a file name under `nar/` serves: the hash of its NAR and the compression of the
+   * bytes to send. `<narhash>.nar` is the NAR of that hash (`byHash`: no store read to say
+   * so); with `uploaded`, and for every other name, it is the NAR uploaded under that name,
+   * which stays fetchable: a client keeps the narinfo it uploaded, with the URL it chose,
+   * for a month.
    */
-  async narFile(name: string): Promise<{ narHash: string; compression: NarCompression } | undefined> {
+  async narFile(name: string, options: { uploaded?: boolean } = {}): Promise<NarFile | undefined> {
     const parsed = parseNarFileName(name)
     if (!parsed) return undefined
-    if (parsed.compression === 'none' && NAR_HASH.test(parsed.stem)) return { narHash: parsed.stem, compression: 'none' }
-    const narHash = await this.cas.getUpload(parsed.stem, name)
-    return narHash && { narHash: encodeNixbase32(narHash.digest), compression: parsed.compression }
+    if (parsed.compression === 'none' && NAR_HASH.test(parsed.stem) && !options.uploaded) return { narHash: parsed.stem, compression: 'none', byHash: true }
+    const record = await this.cas.getUpload(parsed.stem, name)
+    return record && { narHash: encodeNixbase32(record.narHash.digest), compression: record.compression ?? parsed.compression, byHash: false }
   }
 
-  /** Ingests an uploaded NAR, decompressing it as its name says. */
+  /**
+   * Ingests an uploaded NAR, decompressing it as its name says. Nix has no suffix for gzip
+   * (`compression=gzip` uploads `<filehash>.nar`), so a plain name whose body starts with
+   * gzip's magic is gzip, named by its file hash; a NAR itself never starts so.
+   */
   async putNar(name: string, body: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<IngestResult> {
     const parsed = parseNarFileName(name)
-    if (!parsed) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(name)} is not <name>.nar[.xz|.zst|.bz2]`)
+    if (!parsed) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(name)} is not <name>.nar[.xz|.zst|.bz2|.br]`)
+    let method = parsed.compression
+    if (method === 'none') ({ method, body } = await sniffGzip(body))
     // A plain `.nar` named by its NAR hash must be that NAR, checked before it is indexed: a refused NAR is never servable.
-    const expectedNarHash = parsed.compression === 'none' && NAR_HASH.test(parsed.stem) ? narHashOf(parsed.stem) : undefined
+    const expectedNarHash = method === 'none' && NAR_HASH.test(parsed.stem) ? narHashOf(parsed.stem) : undefined
     const { chunkSizes, maxNarSize } = this.options.ingest
-    const parseOptions: ParseOptions = { method: parsed.compression, chunkSizes, maxNarSize, signal }
+    const parseOptions: ParseOptions = { method, chunkSizes, maxNarSize, signal }
     const events = this.options.parser ? this.options.parser.parse(owned(body), parseOptions) : parseNarEvents(body, parseOptions)
     const result = await storeNar(this.cas, events, { ...this.options.ingest, signal, expectedNarHash })
-    await this.cas.putUpload(parsed.stem, name, result.narHash)
+    await this.cas.putUpload(parsed.stem, name, method === parsed.compression ? { narHash: result.narHash } : { narHash: result.narHash, compression: method })
     return result
   }
 }

@@ -6,12 +6,19 @@ import { decodeNarRecord, type NarRecord } from '../castore/nar-record.ts'
 import { decodePathInfo, encodePathInfo, type PathInfo } from '../castore/path-info.ts'
 import type { DirectoryEntry } from '../castore/node.ts'
 import { decodePack, type PackRecord } from '../castore/pack.ts'
+import { isCodecMethod, type CodecMethod } from '../codec/methods.ts'
 import type { BuildTraceKey, DrvOutputId } from '../nix/drv-output.ts'
 import type { NixHash } from '../nix/hash.ts'
 import { decodeNixbase32, encodeNixbase32, isNixbase32, nixbase32Length } from '../nix/nixbase32.ts'
 import type { StorePath } from '../nix/store-path.ts'
 import { asBuffer, type ObjectStore, type ReadOptions } from '../stores/store.ts'
 import { keys } from './keys.ts'
+
+export interface UploadRecord {
+  narHash: NixHash
+  /** Set when the upload's bytes were in another compression than its name says. */
+  compression?: CodecMethod
+}
 
 /**
  * Typed views over one composed store: chunks, manifests, directories, closure packs,
@@ -181,21 +188,29 @@ export class Cas {
     return this.store.list(keys.indexSegments)
   }
 
-  /** The NAR an uploaded file name (`<stem>.nar[.xz|…]`, validated by the caller) became. */
-  async getUpload(stem: string, fileName: string): Promise<NixHash | undefined> {
-    const bytes = await this.store.get(keys.upload(stem, fileName))
+  /**
+   * The NAR an uploaded file name (`<stem>.nar[.xz|…]`, validated by the caller) became, and
+   * the compression its bytes had when the name alone does not say it (gzip under `.nar`).
+   * The record is the NAR hash in nixbase32, then optionally a space and the method.
+   */
+  async getUpload(stem: string, fileName: string): Promise<UploadRecord | undefined> {
+    const key = keys.upload(stem, fileName)
+    const bytes = await this.store.get(key)
     if (bytes === undefined) return undefined
-    const text = bytes.toString('latin1')
-    if (!isNixbase32(text) || text.length !== nixbase32Length(32)) throw new NixcasError('CORRUPT_OBJECT', `upload record ${keys.upload(stem, fileName)} is malformed`, { store: this.store.name, key: keys.upload(stem, fileName) })
-    return { algorithm: 'sha256', digest: decodeNixbase32(text, 32) }
+    const [hash = '', compression, ...rest] = bytes.toString('latin1').split(' ')
+    if (!isNixbase32(hash) || hash.length !== nixbase32Length(32) || rest.length > 0 || (compression !== undefined && !isCodecMethod(compression))) {
+      throw new NixcasError('CORRUPT_OBJECT', `upload record ${key} is malformed`, { store: this.store.name, key })
+    }
+    return { narHash: { algorithm: 'sha256', digest: decodeNixbase32(hash, 32) }, compression }
   }
 
   async hasUpload(stem: string, fileName: string): Promise<boolean> {
     return (await this.store.head(keys.upload(stem, fileName))) !== undefined
   }
 
-  putUpload(stem: string, fileName: string, narHash: NixHash): Promise<void> {
-    return this.store.put(keys.upload(stem, fileName), Buffer.from(encodeNixbase32(narHash.digest)))
+  putUpload(stem: string, fileName: string, record: UploadRecord): Promise<void> {
+    const text = encodeNixbase32(record.narHash.digest) + (record.compression === undefined ? '' : ` ${record.compression}`)
+    return this.store.put(keys.upload(stem, fileName), Buffer.from(text, 'latin1'))
   }
 
   /** A part of a build log's stored bytes; the caller checks it against its digest (BuildLogs knows when to). */

@@ -56,7 +56,8 @@ async function makeKey(dir: string, name: string): Promise<{ secretFile: string;
   return { secretFile: join(dir, `${name}.secret`), publicKey: (await readFile(join(dir, `${name}.public`), 'utf8')).trim() }
 }
 
-const SUFFIX: Record<string, string> = { xz: '.nar.xz', zstd: '.nar.zst', bzip2: '.nar.bz2' }
+/** What Nix names a NAR it compressed each way: gzip has no suffix of its own. */
+const SUFFIX: Record<string, string> = { xz: '.nar.xz', zstd: '.nar.zst', bzip2: '.nar.bz2', br: '.nar.br', gzip: '.nar' }
 
 t.test('same machine, Nix’s own narinfo cache: push compressed, pull back with nix copy and nix-store -r', { skip: skipWithoutNix }, async (t) => {
   const dir = await tempDir(t)
@@ -65,7 +66,7 @@ t.test('same machine, Nix’s own narinfo cache: push compressed, pull back with
   const server = await serve(t, { stores: { stores: {}, root: `file://${join(dir, 'cache')}` }, signingKeyFiles: [serverKey.secretFile] })
   const trusted = ['--option', 'trusted-public-keys', `${serverKey.publicKey} ${clientKey.publicKey}`, '--option', 'require-sigs', 'true']
 
-  for (const compression of ['xz', 'zstd', 'bzip2']) {
+  for (const compression of Object.keys(SUFFIX)) {
     await t.test(compression, async (t) => {
       const home = join(dir, `home-${compression}`)
       await mkdir(home, { recursive: true })

@@ -1,7 +1,9 @@
 import { execFileSync, spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib'
 import t from 'tap'
 import lzma from 'lzma-native'
+import { encodeNixbase32 } from '../../src/nix/nixbase32.ts'
 import { build } from '../helpers/app.ts'
 import { narOf, type SampleNar } from '../helpers/nar-samples.ts'
 import { makeGoldenTrees, tempDir } from '../helpers/trees.ts'
@@ -172,6 +174,31 @@ t.test('every name a NAR was uploaded under stays fetchable, in the compression 
     }
   }
   t.equal((await app.inject({ url: `/nar/never${'0'.repeat(40)}.nar.xz` })).statusCode, 404, 'a name nothing was uploaded under')
+})
+
+t.test('gzip, which Nix uploads under a plain .nar name (its file hash), is told apart by its magic and served as gzip', async (t) => {
+  const app = await build(t)
+  const nar = await sample(t)
+  const gzipped = gzipSync(nar.bytes)
+  const fileHash = encodeNixbase32(createHash('sha256').update(gzipped).digest())
+  const url = `/nar/${fileHash}.nar`
+  const put = await app.inject({ method: 'PUT', url, payload: gzipped })
+  t.equal(put.statusCode, 201, 'a name that looks like a NAR hash is not taken for one when the body is gzip')
+  t.equal(put.json<{ narHash: string }>().narHash, `sha256:${nar.hash}`)
+  const get = await app.inject({ url })
+  t.equal(get.statusCode, 200)
+  t.notOk(get.headers['accept-ranges'], 'made on the fly: no ranges')
+  t.ok(gunzipSync(get.rawPayload).equals(nar.bytes), 'decompresses to the NAR')
+  t.equal((await app.inject({ method: 'HEAD', url })).statusCode, 200)
+  const plain = await app.inject({ url: `/nar/${nar.hash}.nar` })
+  t.ok(plain.rawPayload.equals(nar.bytes), 'the NAR itself under its hash, as ever')
+  t.equal((await app.inject({ url: `/nar/${encodeNixbase32(Buffer.alloc(32, 7))}.nar` })).statusCode, 404, 'a hash nothing has')
+  // Empty and one-byte bodies under a plain name: refused, nothing visible.
+  for (const body of [Buffer.alloc(0), Buffer.from([0x1f]), Buffer.from([0x1f, 0x8b])]) {
+    const refused = await app.inject({ method: 'PUT', url: '/nar/short.nar', payload: body })
+    t.equal(refused.statusCode, 400, `${body.length} bytes: refused`)
+  }
+  t.equal((await app.inject({ url: '/nar/short.nar' })).statusCode, 404)
 })
 
 t.test('NAR URLs with a query string are served like the plain ones', async (t) => {
