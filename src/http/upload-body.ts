@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { decode } from '../codec/decode.ts'
 import { methodFromContentEncoding } from '../codec/methods.ts'
 import { NixcasError, isNixcasError } from '../errors.ts'
+import { readAhead } from './read-ahead.ts'
 
 /**
  * Upload bodies as routes read them: streamed from the socket (routes register no body
@@ -16,6 +17,9 @@ export interface UploadLimit {
   /** What the body is, for messages: "narinfo", "build log". */
   what: string
 }
+
+/** How much of a body is read from the socket ahead of its decoder (see readAhead). */
+const READ_AHEAD_BYTES = 8 * 1024 * 1024
 
 /** Bytes on the wire beyond the decoded limit that an incompressible body may need. */
 const slack = (maxBytes: number): number => Math.max(64 * 1024, Math.ceil(maxBytes / 8))
@@ -44,16 +48,18 @@ async function* bounded(source: AsyncIterable<Uint8Array>, limit: number, what: 
 }
 
 /**
- * The decoded body of an upload, as a stream of at most `limit.maxBytes` bytes. An unknown
- * or stacked Content-Encoding is a 415 before any byte is read.
+ * The decoded body of an upload, as a stream of at most `limit.maxBytes` bytes, its socket
+ * read up to `readAheadBytes` ahead of the decoder (see readAhead). An unknown or stacked
+ * Content-Encoding is a 415 before any byte is read.
  */
-export function uploadBody(request: FastifyRequest, limit: UploadLimit, signal?: AbortSignal): AsyncIterable<Uint8Array> {
+export function uploadBody(request: FastifyRequest, limit: UploadLimit, signal?: AbortSignal, readAheadBytes = READ_AHEAD_BYTES): AsyncIterable<Uint8Array> {
   const header = request.headers['content-encoding']
   const method = methodFromContentEncoding(header)
   if (method === undefined) {
     throw new NixcasError('UNSUPPORTED_ENCODING', `Content-Encoding ${JSON.stringify(header)} is not one of identity, br, zstd, xz, gzip, deflate, bzip2`)
   }
-  const raw = bounded(request.raw, limit.maxBytes + slack(limit.maxBytes), `${limit.what} upload`)
+  const socket = readAheadBytes > 0 ? readAhead(request.raw, readAheadBytes, request.server.uploadBudget) : request.raw
+  const raw = bounded(socket, limit.maxBytes + slack(limit.maxBytes), `${limit.what} upload`)
   return named(decode(raw, method, { signal, maxOutputBytes: limit.maxBytes }), limit.what)
 }
 
@@ -83,7 +89,8 @@ export async function readUploadBody(request: FastifyRequest, limit: UploadLimit
   await budget.acquire(size, false, signal)
   try {
     const chunks: Uint8Array[] = []
-    for await (const chunk of uploadBody(request, limit, signal)) chunks.push(chunk)
+    // Its room is taken already, and it is read as fast as it comes: no read-ahead.
+    for await (const chunk of uploadBody(request, limit, signal, 0)) chunks.push(chunk)
     return Buffer.concat(chunks)
   } finally {
     budget.release(size)
