@@ -13,6 +13,12 @@ export type IngestEvent =
   | { readonly type: 'file'; readonly name: Uint8Array | null; readonly executable: boolean; readonly size: number }
   /** A content-defined chunk of the current file; `digest` is BLAKE3 of `bytes`. */
   | { readonly type: 'chunk'; readonly digest: Uint8Array; readonly bytes: Uint8Array }
+  /**
+   * A chunk of the current file that this NAR already had (same digest, so same bytes and
+   * size), sent without its bytes: a NAR that repeats itself (a bomb of zeros, copies of one
+   * file) does not move or hold its bytes again.
+   */
+  | { readonly type: 'repeat'; readonly digest: Uint8Array; readonly size: number }
   /** The current file is complete; `digest` is BLAKE3 of its whole contents. */
   | { readonly type: 'fileEnd'; readonly digest: Uint8Array }
   | { readonly type: 'symlink'; readonly name: Uint8Array | null; readonly target: Uint8Array }

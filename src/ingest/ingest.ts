@@ -122,6 +122,13 @@ export async function storeNar(cas: Cas, events: AsyncIterable<IngestEvent>, opt
           current.chunks.push({ digest, size: event.bytes.length, ...where })
           break
         }
+        case 'repeat': {
+          const digest = Buffer.from(event.digest.buffer, event.digest.byteOffset, event.digest.byteLength)
+          const where = stored.get(digest.toString('latin1'))
+          if (where === undefined) throw new NixcasError('INTERNAL', `a repeated chunk ${digestHex(digest)} that was never sent`)
+          ;(file as OpenFile).chunks.push({ digest, size: event.size, ...where })
+          break
+        }
         case 'fileEnd': {
           const current = file as OpenFile
           const digest = Buffer.from(event.digest.buffer, event.digest.byteOffset, event.digest.byteLength)

@@ -55,6 +55,13 @@ export async function* parseNarEvents(body: AsyncIterable<Uint8Array>, options: 
   yield { type: 'done', narHash: narHasher.digest(), narSize }
 }
 
+/**
+ * Chunks at least this large that a NAR repeats are sent as `repeat` (smaller ones cost
+ * little to send again), remembered for up to this many distinct chunks per NAR (~100 B each).
+ */
+const REPEAT_MIN_BYTES = 4096
+const REPEAT_MAX_ENTRIES = 65_536
+
 /** The reader's events with each file's data cut into chunks, and every chunk and file hashed. */
 async function* chunked(nar: AsyncIterable<NarEvent>, sizes: ChunkSizes, maxNarSize: number): AsyncGenerator<IngestEvent> {
   let contentBytes = 0
@@ -64,9 +71,18 @@ async function* chunked(nar: AsyncIterable<NarEvent>, sizes: ChunkSizes, maxNarS
   let remaining = 0
   let lastDigest: Uint8Array = EMPTY
 
+  const seen = new Set<string>()
   function* chunks(pieces: Iterable<Uint8Array>): Generator<IngestEvent> {
     for (const bytes of pieces) {
       lastDigest = digestOf(bytes)
+      if (bytes.length >= REPEAT_MIN_BYTES) {
+        const key = Buffer.from(lastDigest.buffer, lastDigest.byteOffset, lastDigest.byteLength).toString('latin1')
+        if (seen.has(key)) {
+          yield { type: 'repeat', digest: lastDigest, size: bytes.length }
+          continue
+        }
+        if (seen.size < REPEAT_MAX_ENTRIES) seen.add(key)
+      }
       yield { type: 'chunk', digest: lastDigest, bytes }
     }
   }

@@ -68,6 +68,9 @@ export function eventCost(event: IngestEvent): number {
   switch (event.type) {
     case 'chunk':
       return EVENT_OVERHEAD + event.bytes.length + event.digest.length
+    case 'repeat':
+      // Not the bytes it holds (none) but the work it stands for: the bound still paces decoding.
+      return EVENT_OVERHEAD + event.size + event.digest.length
     case 'fileEnd':
       return EVENT_OVERHEAD + event.digest.length
     case 'file':
@@ -91,7 +94,7 @@ export interface WireBatch {
   chunks: ArrayBuffer[]
 }
 
-const Tag = { Directory: 0, End: 1, File: 2, Chunk: 3, FileEnd: 4, Symlink: 5, Done: 6 } as const
+const Tag = { Directory: 0, End: 1, File: 2, Chunk: 3, FileEnd: 4, Symlink: 5, Done: 6, Repeat: 7 } as const
 
 /**
  * A consumer keeps some bytes of a batch and drops others, and a view keeps its whole
@@ -182,6 +185,9 @@ export class BatchWriter {
       case 'fileEnd':
         r.push(Tag.FileEnd, this.meta.add(event.digest))
         break
+      case 'repeat':
+        r.push(Tag.Repeat, this.meta.add(event.digest), event.size)
+        break
       case 'symlink':
         r.push(Tag.Symlink, this.name(event.name), event.name?.length ?? NULL, this.meta.add(event.target), event.target.length)
         break
@@ -236,6 +242,10 @@ export function readBatch(batch: WireBatch): IngestEvent[] {
       case Tag.FileEnd:
         events.push({ type: 'fileEnd', digest: view(field(i + 1), DIGEST_SIZE) })
         i += 2
+        break
+      case Tag.Repeat:
+        events.push({ type: 'repeat', digest: view(field(i + 1), DIGEST_SIZE), size: field(i + 2) })
+        i += 3
         break
       case Tag.Symlink:
         events.push({ type: 'symlink', name: maybe(field(i + 1), field(i + 2)), target: view(field(i + 3), field(i + 4)) })

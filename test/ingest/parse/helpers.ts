@@ -72,6 +72,8 @@ export function describe(event: IngestEvent): string {
       return `file ${hex(event.name)} ${event.executable} ${event.size}`
     case 'chunk':
       return `chunk ${hex(event.digest)} ${hex(event.bytes)}`
+    case 'repeat':
+      return `repeat ${hex(event.digest)} ${event.size}`
     case 'fileEnd':
       return `fileEnd ${hex(event.digest)}`
     case 'symlink':
