@@ -1,7 +1,6 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { ServableNar } from '../src/cache/nar-service.ts'
 import { encode } from '../src/codec/encode.ts'
 import { compressStream, negotiateEncoding } from '../src/http/encoding.ts'
 import { parseRange } from '../src/http/range.ts'
@@ -64,6 +63,11 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
   fastify.get<{ Params: { file: string } }>('/nar/:file', { exposeHeadRoute: false }, async (request: NarRequest, reply) => {
     const file = await fastify.cache.narFile(request.params.file)
     const nar = file && (await fastify.nars.find(file.narHash))
+    if (file && !nar && file.compression === 'none') {
+      // Known only from an upstream narinfo: downloaded once, served as it is stored.
+      const pulled = fastify.pullThrough.open(file.narHash)
+      if (pulled) return sendIdentity(request, reply, pulled.size, (range, signal) => pulled.read(range, signal), `"${file.narHash}"`)
+    }
     if (!file || !nar) return sendNotFound(reply, 'no such NAR')
     if (file.compression !== 'none') {
       // Any bytes that decompress to the NAR will do (Nix checks the NarHash after decoding): the codec's fast level.
@@ -71,11 +75,12 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
       const signal = clientGone(request, reply)
       return reply.send(counted(encode(fastify.nars.render(nar, undefined, signal), file.compression, { signal })))
     }
-    return sendIdentity(request, reply, nar, `"${file.narHash}"`)
+    return sendIdentity(request, reply, nar.layout.size, (range, signal) => fastify.nars.render(nar, range, signal), `"${file.narHash}"`)
   })
 
-  function sendIdentity(request: NarRequest, reply: FastifyReply, nar: ServableNar, etag: string): FastifyReply {
-    const size = nar.layout.size
+  type Render = (range: NarRange, signal: AbortSignal) => AsyncIterable<Uint8Array>
+
+  function sendIdentity(request: NarRequest, reply: FastifyReply, size: number, render: Render, etag: string): FastifyReply {
     narHeaders(reply, etag)
     if (request.headers['if-none-match'] === etag) return reply.code(304).send()
 
@@ -83,7 +88,7 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
     const range = ifRange === undefined || ifRange === etag ? parseRange(request.headers.range, size) : undefined
     if (range === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${size}`).header('cache-control', 'no-store').send()
     const wanted: NarRange = range ?? { start: 0, end: size }
-    const body = counted(fastify.nars.render(nar, wanted, clientGone(request, reply)))
+    const body = counted(render(wanted, clientGone(request, reply)))
     if (range) {
       reply.code(206).header('content-range', `bytes ${range.start}-${range.end - 1}/${size}`)
     } else if (fastify.settings.compressNars && request.headers.range === undefined) {
