@@ -37,8 +37,8 @@ export interface BinaryCacheOptions {
   maxSignatures: number
   /** Largest build log accepted, uncompressed. */
   maxLogSize: number
-  /** Asked for the narinfo of a path not stored here (pull-through); answers rendered text. */
-  upstreams?: { narInfo(hash: string): Promise<string | undefined> }
+  /** Asked for the narinfo of a path not stored here (pull-through): the upstream's narinfo and what to answer. */
+  upstreams?: { lookup(hash: string): Promise<{ narinfo: NarInfo; text: string } | undefined> }
 }
 
 
@@ -135,13 +135,31 @@ export class BinaryCache {
     const cached = this.narinfos.get(hash)
     if (cached !== undefined) return cached
     const info = await this.cas.getPathInfo(hash)
-    if (info === undefined) return this.options.upstreams?.narInfo(hash)
+    if (info === undefined) return this.fromUpstream(hash)
     let narinfo = this.toNarInfo(info)
     const unsigned = this.options.signingKeys.filter((key) => !narinfo.signatures.some((signature) => signature.startsWith(`${key.name}:`)))
     if (unsigned.length > 0) narinfo = signNarInfo(narinfo, unsigned, this.options.storeDir)
     const text = renderNarInfo(narinfo)
     this.narinfos.set(hash, text)
     return text
+  }
+
+  /**
+   * A path some upstream has. When its NAR is stored here already (another path with the
+   * same contents, or a download that just finished) it becomes a local path at once, with
+   * no download; if recording it fails, the upstream's answer still stands.
+   */
+  private async fromUpstream(hash: string): Promise<string | undefined> {
+    const found = await this.options.upstreams?.lookup(hash)
+    if (found === undefined) return undefined
+    try {
+      const record = await this.cas.getNarRecord(found.narinfo.narHash)
+      if (record === undefined || record.narSize !== found.narinfo.narSize) return found.text
+      await this.recordPath(hash, found.narinfo, record.root)
+      return (await this.narInfo(hash)) ?? found.text
+    } catch {
+      return found.text
+    }
   }
 
   /**

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { freePort } from './ports.ts'
@@ -10,6 +10,10 @@ export interface Nginx {
   /** Stops it (idempotent); later requests to `url` are refused. */
   stop(): Promise<void>
 }
+
+/** `skip` for tests that need nginx (Debian nginx-light); under CI they always run. */
+export const skipWithoutNginx: string | false =
+  spawnSync('nginx', ['-v']).status === 0 || process.env.CI ? false : 'nginx is not installed (apt-get install nginx-light): skipping tests against a real upstream'
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 

@@ -63,11 +63,6 @@ export class UpstreamNarInfos {
     return this.upstreams.length > 0
   }
 
-  /** The rendered narinfo of a path some upstream has, or undefined. */
-  async narInfo(hash: string): Promise<string | undefined> {
-    return (await this.lookup(hash))?.text
-  }
-
   /** The upstream path whose NAR has this hash (nixbase32), if a narinfo naming it was served. */
   byNar(narHashBase32: string): UpstreamPath | undefined {
     return this.byNarHash.get(narHashBase32)
@@ -80,6 +75,7 @@ export class UpstreamNarInfos {
     if (this.byNarHash.peek(narHash) === path) this.byNarHash.delete(narHash)
   }
 
+  /** The path some upstream has under this store path hash, or undefined (never fails). */
   lookup(hash: string): Promise<UpstreamPath | undefined> {
     if (this.upstreams.length === 0) return Promise.resolve(undefined)
     const known = this.found.get(hash)

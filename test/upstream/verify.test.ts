@@ -1,0 +1,161 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import t from 'tap'
+import { encode } from '../../src/codec/encode.ts'
+import type { CodecMethod } from '../../src/codec/methods.ts'
+import { renderNarInfo, type NarInfo } from '../../src/nix/narinfo.ts'
+import { signNarInfo } from '../../src/nix/narinfo-signing.ts'
+import { encodeNixbase32 } from '../../src/nix/nixbase32.ts'
+import { formatPublicKey, generateSecretKey, type SecretKey } from '../../src/nix/signing.ts'
+import { narOf } from '../helpers/nar-samples.ts'
+import { startNginx, skipWithoutNginx } from '../helpers/nginx.ts'
+import { serve } from '../helpers/nix-client.ts'
+import { collect } from '../helpers/streams.ts'
+import { tempDir } from '../helpers/trees.ts'
+
+const newHash = (): string => encodeNixbase32(randomBytes(20)).slice(0, 32)
+
+interface Published {
+  hash: string
+  nar: Buffer
+  narUrl?: string
+}
+
+/**
+ * Writes one path into a binary cache directory as `nix copy --to file://` would: the NAR
+ * file compressed with `method` (after `tamper`, which makes it another NAR than the
+ * narinfo describes), and a narinfo signed by `key` (unsigned without one).
+ */
+async function publish(root: string, nar: Buffer, method: CodecMethod, key: SecretKey | undefined, tamper: (nar: Buffer) => Buffer = (bytes) => bytes): Promise<Published> {
+  const hash = newHash()
+  const tampered = tamper(Buffer.from(nar))
+  const file = await collect(encode((async function* () {
+    yield tampered
+  })(), method))
+  const fileHash = encodeNixbase32(createHash('sha256').update(file).digest())
+  const suffix = { none: '', xz: '.xz', zstd: '.zst', bzip2: '.bz2', br: '.br' }[method as string] ?? ''
+  await mkdir(join(root, 'nar'), { recursive: true })
+  await writeFile(join(root, 'nar', `${fileHash}.nar${suffix}`), file)
+  const narinfo: NarInfo = {
+    storePath: `/nix/store/${hash}-upstream-sample`,
+    url: `nar/${fileHash}.nar${suffix}`,
+    compression: method,
+    narHash: { algorithm: 'sha256', digest: createHash('sha256').update(nar).digest() },
+    narSize: nar.length,
+    references: [],
+    signatures: [],
+  }
+  await writeFile(join(root, `${hash}.narinfo`), renderNarInfo(key ? signNarInfo(narinfo, [key]) : narinfo))
+  return { hash, nar }
+}
+
+/** GETs a URL; the body, or the error a response cut short ends in. */
+async function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body?: Buffer; error?: unknown }> {
+  const response = await fetch(url, { headers: { 'accept-encoding': 'identity', ...headers } })
+  try {
+    return { status: response.status, body: Buffer.from(await response.arrayBuffer()) }
+  } catch (error) {
+    return { status: response.status, error }
+  }
+}
+
+t.test('upstream narinfos and NARs are checked before anything is served whole or stored', { skip: skipWithoutNginx }, async (t) => {
+  const dir = await tempDir(t)
+  const root = join(dir, 'upstream')
+  /** A NAR of new contents (none of its chunks stored anywhere yet). */
+  const freshNar = async (): Promise<Buffer> => {
+    const tree = join(dir, `tree-${newHash()}`)
+    await mkdir(tree)
+    await writeFile(join(tree, 'data'), randomBytes(600_000))
+    await writeFile(join(tree, 'small'), 'hello\n')
+    return (await narOf(tree)).bytes
+  }
+  const nar = await freshNar()
+  const key = generateSecretKey('upstream-verify-1')
+  const otherKey = generateSecretKey('someone-else-1')
+  await mkdir(root, { recursive: true })
+  await writeFile(join(root, 'nix-cache-info'), 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n')
+  const nginx = await startNginx(t, dir, root)
+  const upstream = { url: `${nginx.url}/`, publicKeys: [formatPublicKey(key.publicKey)], priority: 50, timeout: 20_000, allowUnsigned: false }
+  const { url } = await serve(t, { upstreams: [upstream] })
+  const narUrlOf = async (hash: string): Promise<string> => {
+    const response = await fetch(`${url}/${hash}.narinfo`)
+    t.equal(response.status, 200, `${hash}.narinfo is served`)
+    return /^URL: (.*)$/m.exec(await response.text())?.[1] ?? 'missing'
+  }
+  const isLocal = async (hash: string): Promise<boolean> => (await fetch(`${url}/${hash}.ls`)).status === 200
+
+  for (const method of ['none', 'bzip2', 'br', 'xz', 'zstd'] as const) {
+    await t.test(`a good NAR compressed with ${method} is served and stored`, async (t) => {
+      const path = await publish(root, nar, method, key)
+      const got = await get(`${url}/${await narUrlOf(path.hash)}`)
+      t.equal(got.status, 200)
+      t.ok(got.body?.equals(nar), 'byte-identical')
+      t.ok(await isLocal(path.hash), 'stored as a local path')
+    })
+  }
+
+  await t.test('another path with a NAR stored here already becomes local with no download', async (t) => {
+    const before = (await nginx.requests()).filter((line) => line.startsWith('GET /nar/')).length
+    const path = await publish(root, nar, 'xz', key)
+    await narUrlOf(path.hash)
+    t.ok(await isLocal(path.hash))
+    t.equal((await nginx.requests()).filter((line) => line.startsWith('GET /nar/')).length, before)
+  })
+
+  await t.test('a Range request on an uncached NAR is answered 206 with the right bytes', async (t) => {
+    const fresh = await freshNar()
+    const path = await publish(root, fresh, 'xz', key)
+    const got = await get(`${url}/${await narUrlOf(path.hash)}`, { range: 'bytes=1000-200999' })
+    t.equal(got.status, 206)
+    t.ok(got.body?.equals(fresh.subarray(1000, 201000)), 'the range, byte-identical')
+    // The range was answered; the download still finishes and the path is stored.
+    for (let tries = 0; tries < 200 && !(await isLocal(path.hash)); tries++) await new Promise((resolve) => setTimeout(resolve, 50))
+    t.ok(await isLocal(path.hash), 'stored once the download finished')
+  })
+
+  const corruptions: [string, CodecMethod, (bytes: Buffer) => Buffer][] = [
+    ['one byte of a file changed (wrong NarHash)', 'xz', (bytes) => {
+      bytes.writeUInt8(bytes.readUInt8(bytes.length - 1000) ^ 0xff, bytes.length - 1000)
+      return bytes
+    }],
+    ['a byte changed, uncompressed', 'none', (bytes) => {
+      bytes.writeUInt8(bytes.readUInt8(bytes.length - 300_000) ^ 0x01, bytes.length - 300_000)
+      return bytes
+    }],
+    ['truncated (wrong NarSize)', 'zstd', (bytes) => bytes.subarray(0, bytes.length - 4096)],
+    ['longer than its NarSize', 'none', (bytes) => Buffer.concat([bytes, Buffer.alloc(64)])],
+  ]
+  for (const [what, method, tamper] of corruptions) {
+    await t.test(`a corrupt upstream NAR (${what}) is never served whole nor stored`, async (t) => {
+      const fresh = await freshNar()
+      const path = await publish(root, fresh, method, key, tamper)
+      const narUrl = await narUrlOf(path.hash)
+      const got = await get(`${url}/${narUrl}`)
+      t.notOk(got.body?.equals(fresh), 'the client did not get a whole NAR')
+      t.ok(got.error !== undefined || got.status >= 500 || (got.body?.length ?? 0) < fresh.length, 'the response failed or was cut short')
+      t.notOk(await isLocal(path.hash), 'not stored')
+      const again = await get(`${url}/${narUrl}`)
+      t.notOk(again.body?.equals(fresh) || again.body?.equals(tamper(Buffer.from(fresh))), 'nor served whole later')
+      t.notOk(await isLocal(path.hash), 'still not stored')
+    })
+  }
+
+  await t.test('narinfos without a valid signature by a trusted key are refused', async (t) => {
+    const unsigned = await publish(root, nar, 'xz', undefined)
+    const foreign = await publish(root, nar, 'xz', otherKey)
+    t.equal((await fetch(`${url}/${unsigned.hash}.narinfo`)).status, 404, 'unsigned')
+    t.equal((await fetch(`${url}/${foreign.hash}.narinfo`)).status, 404, 'signed by another key')
+    const lenient = await serve(t, { upstreams: [{ ...upstream, allowUnsigned: true }] })
+    t.equal((await fetch(`${lenient.url}/${unsigned.hash}.narinfo`)).status, 200, 'unsigned, with allowUnsigned')
+    const trusting = await serve(t, { upstreams: [upstream], upstreamKeys: [formatPublicKey(otherKey.publicKey)] })
+    t.equal((await fetch(`${trusting.url}/${foreign.hash}.narinfo`)).status, 200, 'signed by a key of upstreamKeys')
+  })
+
+  await t.test('metrics count corrupt downloads and refusals', async (t) => {
+    const metrics = await (await fetch(`${url}/metrics`)).text()
+    t.match(metrics, /nixcas_upstream_nar_fetches_total\{upstream="[^"]+",outcome="corrupt"\} [1-9]/)
+    t.match(metrics, /nixcas_upstream_narinfo_lookups_total\{upstream="[^"]+",outcome="refused"\} 2/)
+  })
+})
