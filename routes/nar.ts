@@ -25,6 +25,8 @@ function narHeaders(reply: FastifyReply, etag: string | undefined): void {
  * GET, HEAD and PUT under /nar/. `<narhash>.nar` is the NAR itself (ranges, revalidation,
  * optional Content-Encoding); every other name a NAR was uploaded under is served in the
  * compression its name says, made on the fly. A query string (`….nar?hash=…`) is ignored.
+ * A GET of a `<narhash>.nar` known only from an upstream narinfo is pulled through (see
+ * src/cache/upstream); a HEAD answers for stored NARs only, so a push never downloads one.
  */
 export default async function narRoutes(fastify: FastifyInstance): Promise<void> {
   // Uploads are streamed from request.raw by the handler, never buffered by a parser.

@@ -99,6 +99,7 @@ export async function startServer(config: ServerConfig, logger: Logger = pino({ 
   const app = await buildApp(options, { loggerInstance: logger })
   logger.info({ stores: options.stack.describe() }, `store composition, root "${options.stack.root.name}"`)
   for (const key of options.cache.signingKeyNames) logger.info({ key }, 'signing narinfos')
+  for (const upstream of config.upstreams) logger.info({ upstream: upstream.url, priority: upstream.priority, keys: upstream.publicKeys.length + config.upstreamKeys.length, allowUnsigned: upstream.allowUnsigned }, 'pulling through from upstream')
   if (options.access.writesClosed) logger.warn(`writes are refused: ${config.host} is not loopback-only and no write credentials are configured`)
   else if (options.access.anonymousWrites) logger.warn('anonymous writes are allowed: the server listens on loopback only and no write credentials are configured')
 
