@@ -1,54 +1,14 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { encode } from '../../src/codec/encode.ts'
 import type { CodecMethod } from '../../src/codec/methods.ts'
-import { renderNarInfo, type NarInfo } from '../../src/nix/narinfo.ts'
-import { signNarInfo } from '../../src/nix/narinfo-signing.ts'
-import { encodeNixbase32 } from '../../src/nix/nixbase32.ts'
-import { formatPublicKey, generateSecretKey, type SecretKey } from '../../src/nix/signing.ts'
+import { formatPublicKey, generateSecretKey } from '../../src/nix/signing.ts'
 import { narOf } from '../helpers/nar-samples.ts'
 import { startNginx, skipWithoutNginx } from '../helpers/nginx.ts'
 import { serve } from '../helpers/nix-client.ts'
-import { collect } from '../helpers/streams.ts'
 import { tempDir } from '../helpers/trees.ts'
-
-const newHash = (): string => encodeNixbase32(randomBytes(20)).slice(0, 32)
-
-interface Published {
-  hash: string
-  nar: Buffer
-  narUrl?: string
-}
-
-/**
- * Writes one path into a binary cache directory as `nix copy --to file://` would: the NAR
- * file compressed with `method` (after `tamper`, which makes it another NAR than the
- * narinfo describes), and a narinfo signed by `key` (unsigned without one).
- */
-async function publish(root: string, nar: Buffer, method: CodecMethod, key: SecretKey | undefined, tamper: (nar: Buffer) => Buffer = (bytes) => bytes): Promise<Published> {
-  const hash = newHash()
-  const tampered = tamper(Buffer.from(nar))
-  const file = await collect(encode((async function* () {
-    yield tampered
-  })(), method))
-  const fileHash = encodeNixbase32(createHash('sha256').update(file).digest())
-  const suffix = { none: '', xz: '.xz', zstd: '.zst', bzip2: '.bz2', br: '.br' }[method as string] ?? ''
-  await mkdir(join(root, 'nar'), { recursive: true })
-  await writeFile(join(root, 'nar', `${fileHash}.nar${suffix}`), file)
-  const narinfo: NarInfo = {
-    storePath: `/nix/store/${hash}-upstream-sample`,
-    url: `nar/${fileHash}.nar${suffix}`,
-    compression: method,
-    narHash: { algorithm: 'sha256', digest: createHash('sha256').update(nar).digest() },
-    narSize: nar.length,
-    references: [],
-    signatures: [],
-  }
-  await writeFile(join(root, `${hash}.narinfo`), renderNarInfo(key ? signNarInfo(narinfo, [key]) : narinfo))
-  return { hash, nar }
-}
+import { initCache, newPathHash, publish } from '../helpers/upstream-cache.ts'
 
 /** GETs a URL; the body, or the error a response cut short ends in. */
 async function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body?: Buffer; error?: unknown }> {
@@ -65,7 +25,7 @@ t.test('upstream narinfos and NARs are checked before anything is served whole o
   const root = join(dir, 'upstream')
   /** A NAR of new contents (none of its chunks stored anywhere yet). */
   const freshNar = async (): Promise<Buffer> => {
-    const tree = join(dir, `tree-${newHash()}`)
+    const tree = join(dir, `tree-${newPathHash()}`)
     await mkdir(tree)
     await writeFile(join(tree, 'data'), randomBytes(600_000))
     await writeFile(join(tree, 'small'), 'hello\n')
@@ -74,8 +34,7 @@ t.test('upstream narinfos and NARs are checked before anything is served whole o
   const nar = await freshNar()
   const key = generateSecretKey('upstream-verify-1')
   const otherKey = generateSecretKey('someone-else-1')
-  await mkdir(root, { recursive: true })
-  await writeFile(join(root, 'nix-cache-info'), 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n')
+  await initCache(root)
   const nginx = await startNginx(t, dir, root)
   const upstream = { url: `${nginx.url}/`, publicKeys: [formatPublicKey(key.publicKey)], priority: 50, timeout: 20_000, allowUnsigned: false }
   const { url } = await serve(t, { upstreams: [upstream] })
