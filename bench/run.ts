@@ -7,6 +7,7 @@ import { benchNar } from './nar.ts'
 const benches: Record<string, () => Promise<void>> = { nar: benchNar, chunking: benchChunking, castore: benchCastore, http: benchHttp, shootout: () => import('./shootout.ts').then((module) => module.benchShootout()) }
 benches.codec = () => import('./codec.ts').then((module) => module.benchCodec())
 benches.parse = () => import('./ingest-parse.ts').then((module) => module.benchParse())
+benches['pull-through'] = () => import('./pull-through.ts').then((module) => module.benchPullThrough())
 
 const wanted = process.argv.slice(2)
 for (const name of wanted.length > 0 ? wanted : Object.keys(benches)) {
