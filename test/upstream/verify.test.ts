@@ -1,8 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import t from 'tap'
 import type { CodecMethod } from '../../src/codec/methods.ts'
+import { parseNarInfo, renderNarInfo } from '../../src/nix/narinfo.ts'
+import { signNarInfo } from '../../src/nix/narinfo-signing.ts'
 import { formatPublicKey, generateSecretKey } from '../../src/nix/signing.ts'
 import { narOf } from '../helpers/nar-samples.ts'
 import { startNginx, skipWithoutNginx } from '../helpers/nginx.ts'
@@ -117,4 +121,28 @@ t.test('upstream narinfos and NARs are checked before anything is served whole o
     t.match(metrics, /nixcas_upstream_nar_fetches_total\{upstream="[^"]+",outcome="corrupt"\} [1-9]/)
     t.match(metrics, /nixcas_upstream_narinfo_lookups_total\{upstream="[^"]+",outcome="refused"\} 2/)
   })
+})
+
+t.test('an upstream whose StoreDir is not ours is never used; one without nix-cache-info has the default', async (t) => {
+  const key = generateSecretKey('upstream-storedir-1')
+  const hash = newPathHash()
+  const narinfo = `StorePath: /nix/store/${hash}-x\nURL: nar/x.nar\nCompression: none\nNarHash: sha256:${'0'.repeat(52)}\nNarSize: 8\nReferences: \n`
+  const signed = renderNarInfo(signNarInfo(parseNarInfo(narinfo), [key]))
+  const upstreams: string[] = []
+  for (const cacheInfo of ['StoreDir: /gnu/store\n', undefined]) {
+    const server = createServer((request, response) => {
+      if (request.url === '/nix-cache-info' && cacheInfo !== undefined) response.end(cacheInfo)
+      else if (request.url === `/${hash}.narinfo`) response.end(signed)
+      else response.writeHead(404).end()
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    t.teardown(() => new Promise((resolve) => server.close(resolve)))
+    upstreams.push(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`)
+  }
+  const upstream = (url: string) => ({ url, publicKeys: [formatPublicKey(key.publicKey)], priority: 50, timeout: 20_000, allowUnsigned: false })
+  const other = await serve(t, { upstreams: [upstream(upstreams[0] ?? '')] })
+  t.equal((await fetch(`${other.url}/${hash}.narinfo`)).status, 404, 'another StoreDir: not used')
+  t.match(await (await fetch(`${other.url}/metrics`)).text(), /outcome="refused"\} 1/)
+  const plain = await serve(t, { upstreams: [upstream(upstreams[1] ?? '')] })
+  t.equal((await fetch(`${plain.url}/${hash}.narinfo`)).status, 200, 'no nix-cache-info: /nix/store assumed')
 })

@@ -74,8 +74,8 @@ export class UpstreamClient {
       } catch (error) {
         throw signal.aborted && isNixcasError(signal.reason) ? signal.reason : failed(`${url.href}: ${(error as Error).message}`, error)
       }
-      // Nix reads 404, 403 and 410 as absent; anything else but 200 is the upstream failing.
-      if (response.status === 200 || (request === 'narinfo' && [403, 404, 410].includes(response.status))) return response
+      // Nix reads 404, 403 and 410 as absent (a cache without nix-cache-info has the defaults); anything else but 200 is the upstream failing.
+      if (response.status === 200 || (request !== 'nar' && [403, 404, 410].includes(response.status))) return response
       await response.body?.cancel().catch(() => undefined)
       throw failed(`${url.href}: HTTP ${response.status}`)
     })
@@ -84,8 +84,9 @@ export class UpstreamClient {
   /** Checks nix-cache-info once; a failure to fetch it is retried by the next lookup. */
   private checkCacheInfo(signal: AbortSignal): Promise<void> {
     this.cacheInfo ??= (async () => {
-      const text = await boundedText(await this.get('nix-cache-info', 'cache-info', signal), 'nix-cache-info')
-      const info = parseCacheInfo(text)
+      const response = await this.get('nix-cache-info', 'cache-info', signal)
+      if (response.status !== 200) await response.body?.cancel().catch(() => undefined)
+      const info = parseCacheInfo(response.status === 200 ? await boundedText(response, 'nix-cache-info') : '')
       if (info.storeDir !== this.options.storeDir) {
         this.disabled = `its StoreDir is ${info.storeDir}, not ${this.options.storeDir}`
         this.options.logger.error({ upstream: this.url }, `upstream disabled: ${this.disabled}`)
