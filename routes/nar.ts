@@ -67,7 +67,7 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
     const nar = file && (await fastify.nars.find(file.narHash))
     if (file && !nar && file.compression === 'none') {
       // Known only from an upstream narinfo: downloaded once, served as it is stored.
-      const pulled = fastify.pullThrough.open(file.narHash)
+      const pulled = await fastify.pullThrough.open(file.narHash)
       if (pulled) return sendIdentity(request, reply, pulled.size, (range, signal) => pulled.read(range, signal), `"${file.narHash}"`)
     }
     if (!file || !nar) return sendNotFound(reply, 'no such NAR')

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -104,6 +104,15 @@ t.test('upstream narinfos and NARs are checked before anything is served whole o
       t.notOk(await isLocal(path.hash), 'still not stored')
     })
   }
+
+  await t.test('an upstream NAR that cannot be fetched is a 502 before any byte, never a response cut short', async (t) => {
+    const path = await publish(root, await freshNar(), 'xz', key)
+    const narinfo = await (await fetch(`${nginx.url}/${path.hash}.narinfo`)).text()
+    await rm(join(root, /^URL: (.*)$/m.exec(narinfo)?.[1] ?? 'missing'))
+    const got = await get(`${url}/${await narUrlOf(path.hash)}`)
+    t.equal(got.status, 502)
+    t.notOk(await isLocal(path.hash))
+  })
 
   await t.test('narinfos without a valid signature by a trusted key are refused', async (t) => {
     const unsigned = await publish(root, nar, 'xz', undefined)

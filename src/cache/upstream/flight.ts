@@ -42,10 +42,14 @@ function until<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
  * - A client that leaves does not stop the download while others read it; when the last
  *   reader leaves before the end (its client went away), the download is dropped at once
  *   and nothing of it becomes visible. A reader that got all it asked for (a range) does
- *   not drop it: the download then finishes and the path becomes local.
+ *   not drop it: the download then finishes and the path becomes local, as does one whose
+ *   request never read it (answered 304 or 416 once the download had begun).
  */
 export class Flight {
   readonly settled: Promise<void>
+  /** Resolves once the first bytes arrived (or the NAR was stored); rejects if the download failed before. */
+  readonly ready: Promise<void>
+  private onReady: () => void = () => undefined
   private readonly controller = new AbortController()
   private pieces: Uint8Array[] = []
   /** NAR offset of `pieces[0]`. */
@@ -61,6 +65,7 @@ export class Flight {
 
   constructor(private readonly options: FlightOptions) {
     const signal = this.controller.signal
+    this.ready = new Promise<void>((resolve) => (this.onReady = resolve))
     this.settled = options
       .consume(this.tee(options.source(signal)), signal)
       .then(
@@ -81,6 +86,8 @@ export class Flight {
       })
     // Readers await it; a flight nobody reads must not be an unhandled rejection.
     this.settled.catch(() => undefined)
+    this.ready = Promise.race([this.ready, this.settled])
+    this.ready.catch(() => undefined)
   }
 
   /** Whether the download was dropped because its last client went away. */
@@ -109,6 +116,7 @@ export class Flight {
         budget.release(first.length)
       }
       this.wake()
+      this.onReady()
       yield copy
     }
   }

@@ -46,11 +46,27 @@ export class PullThrough {
     private readonly options: PullThroughOptions,
   ) {}
 
-  /** The NAR of this hash if an upstream narinfo named it (and it is not stored here); no download yet. */
-  open(narHashBase32: string): PulledNar | undefined {
+  /**
+   * The NAR of this hash if an upstream narinfo named it, once its download (started here,
+   * or joined) has its first bytes: a download that fails before that (the upstream down,
+   * its NAR missing) throws, so the client gets an error status rather than a response cut
+   * short. Undefined when no upstream narinfo names it.
+   */
+  async open(narHashBase32: string): Promise<PulledNar | undefined> {
     const path = this.narinfos.byNar(narHashBase32)
     if (path === undefined) return undefined
-    return { size: path.narinfo.narSize, read: (range, signal) => this.read(narHashBase32, path, range, signal) }
+    const size = path.narinfo.narSize
+    let flight = this.flights.get(narHashBase32)
+    if (flight === undefined) {
+      // Stored since the caller looked? A download that finished has written its record before it left the map.
+      if ((await this.nars.entry(narHashBase32)) !== undefined) return { size, read: (range, signal) => this.local(narHashBase32, range, signal) }
+      flight = this.flights.get(narHashBase32)
+    }
+    if (flight === undefined) flight = this.start(narHashBase32, path)
+    else this.options.metrics.joins.inc({ upstream: path.upstream.url })
+    await flight.ready
+    const joined = flight
+    return { size, read: (range, signal) => joined.read(range, signal) }
   }
 
   /** Downloads in progress (tests, metrics). */
@@ -63,22 +79,6 @@ export class PullThrough {
     const flights = [...this.flights.values()]
     for (const flight of flights) flight.abort(new NixcasError('ABORTED', 'the server is closing'))
     await Promise.all(flights.map((flight) => flight.settled.catch(() => undefined)))
-  }
-
-  private async *read(narHash: string, path: UpstreamPath, range: NarRange, signal: AbortSignal): AsyncGenerator<Uint8Array> {
-    let flight = this.flights.get(narHash)
-    if (flight === undefined) {
-      // Stored since the caller looked? A download that finished has written its record before it left the map.
-      const local = await this.nars.find(narHash, signal)
-      if (local !== undefined) {
-        yield* this.nars.render(local, range, signal)
-        return
-      }
-      flight = this.flights.get(narHash)
-    }
-    if (flight === undefined) flight = this.start(narHash, path)
-    else this.options.metrics.joins.inc({ upstream: path.upstream.url })
-    yield* flight.read(range, signal)
   }
 
   private async *local(narHash: string, range: NarRange, signal: AbortSignal): AsyncGenerator<Uint8Array> {
