@@ -2,7 +2,6 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { NarFile } from '../src/cache/binary-cache.ts'
-import type { ServableNar } from '../src/cache/nar-service.ts'
 import { encode } from '../src/codec/encode.ts'
 import { compressStream, negotiateEncoding } from '../src/http/encoding.ts'
 import { parseRange } from '../src/http/range.ts'
@@ -27,6 +26,8 @@ function narHeaders(reply: FastifyReply, etag: string | undefined): void {
  * GET, HEAD and PUT under /nar/. `<narhash>.nar` is the NAR itself (ranges, revalidation,
  * optional Content-Encoding); every other name a NAR was uploaded under is served in the
  * compression its name says, made on the fly. A query string (`….nar?hash=…`) is ignored.
+ * A GET of a `<narhash>.nar` known only from an upstream narinfo is pulled through (see
+ * src/cache/upstream); a HEAD answers for stored NARs only, so a push never downloads one.
  */
 export default async function narRoutes(fastify: FastifyInstance): Promise<void> {
   // Uploads are streamed from request.raw by the handler, never buffered by a parser.
@@ -79,7 +80,13 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
 
   fastify.get<{ Params: { file: string } }>('/nar/:file', { exposeHeadRoute: false }, async (request: NarRequest, reply) => {
     const located = await locate(request.params.file, (narHash) => fastify.nars.find(narHash))
-    if (!located) return sendNotFound(reply, 'no such NAR')
+    if (!located) {
+      // Known only from an upstream narinfo: downloaded once, served as it is stored.
+      const byHash = await fastify.cache.narFile(request.params.file)
+      const pulled = byHash?.byHash ? await fastify.pullThrough.open(byHash.narHash) : undefined
+      if (byHash && pulled) return sendIdentity(request, reply, pulled.size, (range, signal) => pulled.read(range, signal), `"${byHash.narHash}"`)
+      return sendNotFound(reply, 'no such NAR')
+    }
     const { file, found: nar } = located
     if (file.compression !== 'none') {
       // Any bytes that decompress to the NAR will do (Nix checks the NarHash after decoding): the codec's fast level.
@@ -87,11 +94,12 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
       const signal = clientGone(request, reply)
       return reply.send(counted(encode(fastify.nars.render(nar, undefined, signal), file.compression, { signal })))
     }
-    return sendIdentity(request, reply, nar, `"${file.narHash}"`)
+    return sendIdentity(request, reply, nar.layout.size, (range, signal) => fastify.nars.render(nar, range, signal), `"${file.narHash}"`)
   })
 
-  function sendIdentity(request: NarRequest, reply: FastifyReply, nar: ServableNar, etag: string): FastifyReply {
-    const size = nar.layout.size
+  type Render = (range: NarRange, signal: AbortSignal) => AsyncIterable<Uint8Array>
+
+  function sendIdentity(request: NarRequest, reply: FastifyReply, size: number, render: Render, etag: string): FastifyReply {
     narHeaders(reply, etag)
     if (request.headers['if-none-match'] === etag) return reply.code(304).send()
 
@@ -99,7 +107,7 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
     const range = ifRange === undefined || ifRange === etag ? parseRange(request.headers.range, size) : undefined
     if (range === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${size}`).header('cache-control', 'no-store').send()
     const wanted: NarRange = range ?? { start: 0, end: size }
-    const body = counted(fastify.nars.render(nar, wanted, clientGone(request, reply)))
+    const body = counted(render(wanted, clientGone(request, reply)))
     if (range) {
       reply.code(206).header('content-range', `bytes ${range.start}-${range.end - 1}/${size}`)
     } else if (fastify.settings.compressNars && request.headers.range === undefined) {

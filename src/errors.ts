@@ -30,6 +30,10 @@ export const errorTable = {
   STORE_FAILED: { status: 502, transient: false },
   CORRUPT_OBJECT: { status: 502, transient: false },
   MISSING_OBJECT: { status: 502, transient: false },
+  /** An upstream cache failed, stalled or answered what it must not; a narinfo lookup turns this into a 404. */
+  UPSTREAM_FAILED: { status: 502, transient: true },
+  /** An upstream NAR that does not match its narinfo (NarHash, NarSize, or not a NAR): never stored or served. */
+  UPSTREAM_CORRUPT: { status: 502, transient: false },
   ABORTED: { status: 499, transient: false },
 } as const satisfies Record<string, { status: number; transient: boolean }>
 

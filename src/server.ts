@@ -13,6 +13,11 @@ import { Cas } from './cas/cas.ts'
 import { DedupIndex } from './cas/dedup-index.ts'
 import { IngestWorkers } from './ingest/parse/workers.ts'
 import { InstrumentedStore } from './stores/instrumented.ts'
+import { UpstreamClient } from './cache/upstream/client.ts'
+import { UpstreamMetrics } from './cache/upstream/metrics.ts'
+import { UpstreamNarInfos } from './cache/upstream/narinfos.ts'
+import { PullThrough } from './cache/upstream/pull-through.ts'
+import { parsePublicKey } from './nix/signing.ts'
 
 /** How often each replica reads the index segments others wrote. */
 const DEDUP_REFRESH_MS = 60_000
@@ -35,7 +40,15 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
   const dedup = new DedupIndex(config.dedupIndexEntries)
   metrics.gauge('nixcas_dedup_index_entries', 'Chunks the dedup index knows', () => [[{}, dedup.size]])
   const nars = new NarService(cas, { windowBytes: config.windowBytes, maxRequests: config.maxRequests, budget: renderBudget, stats: prefetchStats })
+  const upstreamMetrics = new UpstreamMetrics(metrics)
+  const upstreamLogger = logger.child({ component: 'upstream' })
+  const extraKeys = config.upstreamKeys.map(parsePublicKey)
+  const upstreams = new UpstreamNarInfos(
+    config.upstreams.map((upstream) => new UpstreamClient(upstream, { storeDir: config.storeDir, extraKeys, maxSignatures: config.maxSignatures, metrics: upstreamMetrics, logger: upstreamLogger })),
+    { storeDir: config.storeDir, signingKeys, entries: config.upstreamCacheEntries, negativeTtlMs: config.upstreamNegativeTtl * 1000, metrics: upstreamMetrics, logger: upstreamLogger },
+  )
   const cache = new BinaryCache(cas, {
+    upstreams: upstreams.configured ? upstreams : undefined,
     parser: new IngestWorkers(),
     storeDir: config.storeDir,
     priority: config.priority,
@@ -55,6 +68,8 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
       budget: uploadBudget,
     },
   })
+  const pullThrough = new PullThrough(cache, nars, upstreams, { windowBytes: config.upstreamWindowBytes, budget: renderBudget, metrics: upstreamMetrics, logger: upstreamLogger })
+  metrics.gauge('nixcas_upstream_downloads', 'Upstream NAR downloads in progress', () => [[{}, pullThrough.downloads]])
   const access = new AccessPolicy(
     { tokens: config.auth.writeTokens, users: config.auth.writeUsers },
     { tokens: config.auth.readTokens, users: config.auth.readUsers },
@@ -63,6 +78,7 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
   return {
     cache,
     nars,
+    pullThrough,
     stack,
     metrics,
     prefetchStats,
@@ -83,6 +99,7 @@ export async function startServer(config: ServerConfig, logger: Logger = pino({ 
   const app = await buildApp(options, { loggerInstance: logger })
   logger.info({ stores: options.stack.describe() }, `store composition, root "${options.stack.root.name}"`)
   for (const key of options.cache.signingKeyNames) logger.info({ key }, 'signing narinfos')
+  for (const upstream of config.upstreams) logger.info({ upstream: upstream.url, priority: upstream.priority, keys: upstream.publicKeys.length + config.upstreamKeys.length, allowUnsigned: upstream.allowUnsigned }, 'pulling through from upstream')
   if (options.access.writesClosed) logger.warn(`writes are refused: ${config.host} is not loopback-only and no write credentials are configured`)
   else if (options.access.anonymousWrites) logger.warn('anonymous writes are allowed: the server listens on loopback only and no write credentials are configured')
 

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import { NixcasError } from '../errors.ts'
+import type { CasNode } from '../castore/node.ts'
 import type { PathInfo } from '../castore/path-info.ts'
 import { storeNar, type IngestOptions, type IngestResult } from '../ingest/ingest.ts'
 import type { IngestEvent } from '../ingest/events.ts'
@@ -36,6 +37,8 @@ export interface BinaryCacheOptions {
   maxSignatures: number
   /** Largest build log accepted, uncompressed. */
   maxLogSize: number
+  /** Asked for the narinfo of a path not stored here (pull-through): the upstream's narinfo and what to answer. */
+  upstreams?: { lookup(hash: string): Promise<{ narinfo: NarInfo; text: string } | undefined> }
 }
 
 
@@ -131,20 +134,39 @@ export class BinaryCache {
 
   /**
    * The narinfo of a store path hash, or undefined. Our signature is made at upload; a path
-   * stored before a key was configured is signed here once, then served from the LRU.
+   * stored before a key was configured is signed here once, then served from the LRU. A path
+   * not stored here is asked of the upstreams, if any (they answer undefined rather than fail).
    */
   async narInfo(hash: string): Promise<string | undefined> {
     checkStorePathHash(hash)
     const cached = this.narinfos.get(hash)
     if (cached !== undefined) return cached
     const info = await this.cas.getPathInfo(hash)
-    if (info === undefined) return undefined
+    if (info === undefined) return this.fromUpstream(hash)
     let narinfo = this.toNarInfo(info)
     const unsigned = this.options.signingKeys.filter((key) => !narinfo.signatures.some((signature) => signature.startsWith(`${key.name}:`)))
     if (unsigned.length > 0) narinfo = signNarInfo(narinfo, unsigned, this.options.storeDir)
     const text = renderNarInfo(narinfo)
     this.narinfos.set(hash, text)
     return text
+  }
+
+  /**
+   * A path some upstream has. When its NAR is stored here already (another path with the
+   * same contents, or a download that just finished) it becomes a local path at once, with
+   * no download; if recording it fails, the upstream's answer still stands.
+   */
+  private async fromUpstream(hash: string): Promise<string | undefined> {
+    const found = await this.options.upstreams?.lookup(hash)
+    if (found === undefined) return undefined
+    try {
+      const record = await this.cas.getNarRecord(found.narinfo.narHash)
+      if (record === undefined || record.narSize !== found.narinfo.narSize) return found.text
+      await this.recordPath(hash, found.narinfo, record.root)
+      return (await this.narInfo(hash)) ?? found.text
+    } catch {
+      return found.text
+    }
   }
 
   /**
@@ -171,23 +193,7 @@ export class BinaryCache {
       const what = hashesEqual(stored.narHash, narinfo.narHash) ? `NarHash ${formatNixHash(stored.narHash)} but other references` : `NarHash ${formatNixHash(stored.narHash)}, not ${formatNixHash(narinfo.narHash)}`
       throw new NixcasError('CONFLICT', `${stored.storePath} is already stored with ${what}; a store path's contents never change`)
     }
-    const ours = new Set(this.options.signingKeys.map((key) => key.name))
-    const theirs = [...new Set([...narinfo.signatures, ...(same ? stored.signatures : [])])].filter((signature) => !ours.has(signature.slice(0, signature.indexOf(':'))))
-    const kept = theirs.slice(0, Math.max(0, this.options.maxSignatures - ours.size))
-    const signed = signNarInfo({ ...narinfo, references, signatures: kept }, this.options.signingKeys, this.options.storeDir)
-    const info: PathInfo = {
-      storePath: narinfo.storePath,
-      narHash: narinfo.narHash,
-      narSize: narinfo.narSize,
-      references,
-      signatures: signed.signatures,
-      root: entry.root,
-    }
-    if (narinfo.deriver !== undefined) info.deriver = narinfo.deriver
-    if (narinfo.system !== undefined) info.system = narinfo.system
-    if (narinfo.ca !== undefined) info.ca = narinfo.ca
-    await this.cas.putPathInfo(hash, info)
-    this.narinfos.delete(hash)
+    await this.recordPath(hash, narinfo, entry.root, same ? stored.signatures : [])
   }
 
   /** The `.ls` listing of a store path as JSON text in pieces, or undefined. Its closure is loaded (and checked) first. */
@@ -234,11 +240,49 @@ export class BinaryCache {
     if (method === 'none') ({ method, body } = await sniffGzip(body))
     // A plain `.nar` named by its NAR hash must be that NAR, checked before it is indexed: a refused NAR is never servable.
     const expectedNarHash = method === 'none' && NAR_HASH.test(parsed.stem) ? narHashOf(parsed.stem) : undefined
-    const { chunkSizes, maxNarSize } = this.options.ingest
-    const parseOptions: ParseOptions = { method, chunkSizes, maxNarSize, signal }
-    const events = this.options.parser ? this.options.parser.parse(owned(body), parseOptions) : parseNarEvents(body, parseOptions)
-    const result = await storeNar(this.cas, events, { ...this.options.ingest, signal, expectedNarHash })
+    const result = await this.ingest(body, { method, expectedNarHash, signal })
     await this.cas.putUpload(parsed.stem, name, method === parsed.compression ? { narHash: result.narHash } : { narHash: result.narHash, compression: method })
     return result
+  }
+
+  /**
+   * Ingests a NAR stream through the bounded ingest (worker pool, upload budget, dedup).
+   * `expectedNarHash` and `maxNarSize` are checked before anything becomes visible.
+   */
+  ingest(body: AsyncIterable<Uint8Array>, options: { method: NarCompression; expectedNarHash?: NixHash; maxNarSize?: number; signal?: AbortSignal }): Promise<IngestResult> {
+    const { chunkSizes } = this.options.ingest
+    const maxNarSize = Math.min(options.maxNarSize ?? Infinity, this.options.ingest.maxNarSize ?? Infinity)
+    const limit = Number.isFinite(maxNarSize) ? maxNarSize : undefined
+    const { signal, expectedNarHash } = options
+    const parseOptions: ParseOptions = { method: options.method, chunkSizes, maxNarSize: limit, signal }
+    const events = this.options.parser ? this.options.parser.parse(owned(body), parseOptions) : parseNarEvents(body, parseOptions)
+    return storeNar(this.cas, events, { ...this.options.ingest, maxNarSize: limit, signal, expectedNarHash })
+  }
+
+  /**
+   * Records a path whose NAR was ingested (`root`) and checked against `narinfo`: the
+   * signatures it carries are kept (distinct, at most maxSignatures with ours) and ours are
+   * added. Pulled-through paths come here; uploads after their own checks.
+   */
+  async recordPath(hash: string, narinfo: NarInfo, root: CasNode, extraSignatures: readonly string[] = []): Promise<PathInfo> {
+    const references = [...narinfo.references].sort()
+    const ours = new Set(this.options.signingKeys.map((key) => key.name))
+    const theirs = [...new Set([...narinfo.signatures, ...extraSignatures])].filter((signature) => !ours.has(signature.slice(0, signature.indexOf(':'))))
+    const kept = theirs.slice(0, Math.max(0, this.options.maxSignatures - ours.size))
+    const signed = signNarInfo({ ...narinfo, references, signatures: kept }, this.options.signingKeys, this.options.storeDir)
+    const info: PathInfo = {
+      storePath: narinfo.storePath,
+      narHash: narinfo.narHash,
+      narSize: narinfo.narSize,
+      references,
+      signatures: signed.signatures,
+      root,
+    }
+    if (narinfo.deriver !== undefined) info.deriver = narinfo.deriver
+    if (narinfo.system !== undefined) info.system = narinfo.system
+    if (narinfo.ca !== undefined) info.ca = narinfo.ca
+    await this.cas.putPathInfo(hash, info)
+    this.narinfos.delete(hash)
+    return info
   }
 }

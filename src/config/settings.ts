@@ -2,6 +2,7 @@ import { isAbsolute } from 'node:path'
 import type { InstanceConfig } from '../stores/compose.ts'
 import { boolean, custom, duration, fileList, integer, listenAddress, oneOf, size, string, stringList, userMap } from './kinds.ts'
 import { setting } from './setting.ts'
+import { publicKeyList, upstreamList } from './upstreams.ts'
 
 const MiB = 2 ** 20
 
@@ -63,6 +64,17 @@ export const settings = {
     env: 'NIXCAS_REQUIRE_UPLOAD_SIGNATURE',
     doc: 'Refuse uploaded narinfos not signed by one of `trustedUploadKeys`.',
   }),
+  upstreams: setting({
+    kind: upstreamList,
+    default: [],
+    env: 'NIXCAS_UPSTREAMS',
+    flag: '--upstream <url>',
+    doc: 'Binary caches asked for paths that are not stored here (pull-through): a narinfo is accepted only with a valid signature by one of its `publicKeys` (or `upstreamKeys`) unless `allowUnsigned`; a NAR is streamed to the client while it is checked and stored. Lower `priority` is asked first (default 50); `timeout` bounds a narinfo lookup and any pause of a NAR download (default 5s).',
+  }),
+  upstreamKeys: setting({ kind: publicKeyList, default: [], env: 'NIXCAS_UPSTREAM_KEYS', flag: '--upstream-key <name:base64>', doc: 'Public keys trusted for the narinfos of every upstream, beside each one\'s own `publicKeys`.' }),
+  upstreamNegativeTtl: setting({ kind: duration('s'), default: 300, env: 'NIXCAS_UPSTREAM_NEGATIVE_TTL', doc: 'How long a path no upstream has is remembered as missing (upstream errors are never remembered).' }),
+  upstreamCacheEntries: setting({ kind: integer, default: 100_000, min: 1, env: 'NIXCAS_UPSTREAM_CACHE_ENTRIES', doc: 'Upstream narinfos (found and missing) kept in memory; a NAR is pulled through only while its narinfo is remembered.' }),
+  upstreamWindowBytes: setting({ kind: size, default: 8 * MiB, min: MiB, env: 'NIXCAS_UPSTREAM_WINDOW_BYTES', doc: 'Decoded bytes of one upstream NAR download kept for the clients sharing it; a client further behind waits for the download to be stored and is then served from here. Windows take room in `totalWindowBytes`.' }),
   auth: {
     writeTokens: setting({ kind: stringList, default: [], secret: true, env: 'NIXCAS_WRITE_TOKENS', doc: 'Tokens allowed to upload, as `Bearer <token>` or a Basic password. With no write credentials, only a loopback-only server accepts uploads.' }),
     writeUsers: setting({ kind: userMap, default: {}, secret: true, env: 'NIXCAS_WRITE_USERS', doc: 'Basic auth users allowed to upload.' }),

@@ -6,6 +6,7 @@ import type { Metrics } from '../metrics.ts'
 import type { PrefetchStats } from '../render/prefetcher.ts'
 import type { BinaryCache } from '../cache/binary-cache.ts'
 import type { NarService } from '../cache/nar-service.ts'
+import type { PullThrough } from '../cache/upstream/pull-through.ts'
 import type { StoreStack } from '../stores/compose.ts'
 
 /** How routes answer: cache lifetimes and NAR compression. */
@@ -18,6 +19,8 @@ export interface HttpSettings {
 export interface ServicesOptions {
   cache: BinaryCache
   nars: NarService
+  /** NARs known only from an upstream narinfo, downloaded once and stored as they are served. */
+  pullThrough: PullThrough
   stack: StoreStack
   metrics: Metrics
   prefetchStats: PrefetchStats
@@ -31,6 +34,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     cache: BinaryCache
     nars: NarService
+    pullThrough: PullThrough
     stores: StoreStack
     metrics: Metrics
     prefetchStats: PrefetchStats
@@ -45,6 +49,7 @@ export default fp(
   async function services(fastify: FastifyInstance, options: ServicesOptions) {
     fastify.decorate('cache', options.cache)
     fastify.decorate('nars', options.nars)
+    fastify.decorate('pullThrough', options.pullThrough)
     fastify.decorate('stores', options.stack)
     fastify.decorate('metrics', options.metrics)
     fastify.decorate('prefetchStats', options.prefetchStats)
@@ -52,6 +57,7 @@ export default fp(
     fastify.decorate('settings', options.settings)
     fastify.decorate('uploadBudget', options.uploadBudget)
     fastify.addHook('onClose', async () => {
+      await options.pullThrough.close()
       await options.cache.close()
       await options.stack.close()
     })

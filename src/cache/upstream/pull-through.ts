@@ -1,0 +1,137 @@
+import type { Logger } from 'pino'
+import type { ByteBudget } from '../../budget.ts'
+import { decode } from '../../codec/decode.ts'
+import { isNixcasError, NixcasError } from '../../errors.ts'
+import { formatNixHash } from '../../nix/hash.ts'
+import type { NarRange } from '../../render/render.ts'
+import type { BinaryCache } from '../binary-cache.ts'
+import type { NarService } from '../nar-service.ts'
+import { Flight } from './flight.ts'
+import type { UpstreamMetrics } from './metrics.ts'
+import type { UpstreamNarInfos, UpstreamPath } from './narinfos.ts'
+
+export interface PullThroughOptions {
+  /** Decoded bytes of one download kept for the clients sharing it. */
+  windowBytes: number
+  /** Shared by every window (the NAR read-ahead budget). */
+  budget: ByteBudget
+  metrics: UpstreamMetrics
+  logger: Logger
+}
+
+/** A NAR that can be served before it is stored: its size, and its bytes by range. */
+export interface PulledNar {
+  size: number
+  read(range: NarRange, signal: AbortSignal): AsyncGenerator<Uint8Array>
+}
+
+/** Errors that mean the upstream's bytes are not the NAR its narinfo describes. */
+const CORRUPTION = new Set(['BAD_REQUEST', 'BAD_NAR', 'TOO_LARGE'])
+
+/**
+ * NAR pull-through: a GET of a NAR known only from an upstream narinfo downloads it once
+ * (see Flight for the sharing rules), decodes it as the narinfo's Compression says, and
+ * ingests the decoded bytes through the bounded ingest with the narinfo's NarHash and
+ * NarSize as the expectation. The path is recorded (PathInfo, our signature added) only
+ * when the whole NAR checked out; from then on it is an ordinary local path. A NAR whose
+ * bytes do not check out is never stored, and its narinfo is forgotten.
+ */
+export class PullThrough {
+  private readonly flights = new Map<string, Flight>()
+
+  constructor(
+    private readonly cache: BinaryCache,
+    private readonly nars: NarService,
+    private readonly narinfos: UpstreamNarInfos,
+    private readonly options: PullThroughOptions,
+  ) {}
+
+  /**
+   * The NAR of this hash if an upstream narinfo named it, once its download (started here,
+   * or joined) has its first bytes: a download that fails before that (the upstream down,
+   * its NAR missing) throws, so the client gets an error status rather than a response cut
+   * short. Undefined when no upstream narinfo names it.
+   */
+  async open(narHashBase32: string): Promise<PulledNar | undefined> {
+    const path = this.narinfos.byNar(narHashBase32)
+    if (path === undefined) return undefined
+    const size = path.narinfo.narSize
+    let flight = this.flights.get(narHashBase32)
+    if (flight === undefined) {
+      // Stored since the caller looked? A download that finished has written its record before it left the map.
+      if ((await this.nars.entry(narHashBase32)) !== undefined) return { size, read: (range, signal) => this.local(narHashBase32, range, signal) }
+      flight = this.flights.get(narHashBase32)
+    }
+    if (flight === undefined) flight = this.start(narHashBase32, path)
+    else this.options.metrics.joins.inc({ upstream: path.upstream.url })
+    await flight.ready
+    const joined = flight
+    return { size, read: (range, signal) => joined.read(range, signal) }
+  }
+
+  /** Downloads in progress (tests, metrics). */
+  get downloads(): number {
+    return this.flights.size
+  }
+
+  /** Stops every download (the server is closing) and waits for them to end. */
+  async close(): Promise<void> {
+    const flights = [...this.flights.values()]
+    for (const flight of flights) flight.abort(new NixcasError('ABORTED', 'the server is closing'))
+    await Promise.all(flights.map((flight) => flight.settled.catch(() => undefined)))
+  }
+
+  private async *local(narHash: string, range: NarRange, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+    const nar = await this.nars.find(narHash, signal)
+    if (nar === undefined) throw new NixcasError('INTERNAL', `the NAR ${narHash} was stored but cannot be found`)
+    yield* this.nars.render(nar, range, signal)
+  }
+
+  private start(narHash: string, path: UpstreamPath): Flight {
+    const { narinfo, upstream } = path
+    const started = Date.now()
+    const log = this.options.logger.child({ upstream: upstream.url, storePath: narinfo.storePath })
+    const flight = new Flight({
+      size: narinfo.narSize,
+      windowBytes: this.options.windowBytes,
+      budget: this.options.budget,
+      source: (signal) => decode(upstream.narFile(narinfo, signal), path.method, { signal, maxOutputBytes: narinfo.narSize }),
+      consume: (bytes, signal) => this.store(path, bytes, signal),
+      local: (range, signal) => this.local(narHash, range, signal),
+    })
+    this.flights.set(narHash, flight)
+    log.info({ narSize: narinfo.narSize, compression: narinfo.compression }, 'pulling NAR from upstream')
+    flight.settled
+      .then(
+        () => {
+          this.options.metrics.fetches.inc({ upstream: upstream.url, outcome: 'ok' })
+          log.info({ ms: Date.now() - started, narSize: narinfo.narSize }, 'NAR pulled from upstream and stored')
+        },
+        (error: unknown) => {
+          const outcome = flight.dropped ? 'dropped' : isNixcasError(error, 'UPSTREAM_CORRUPT') ? 'corrupt' : 'failed'
+          this.options.metrics.fetches.inc({ upstream: upstream.url, outcome })
+          if (outcome === 'corrupt') {
+            this.narinfos.forget(path)
+            log.error({ err: error }, 'upstream NAR does not match its narinfo: not stored')
+          } else if (outcome === 'dropped') log.info('upstream NAR download dropped: every client went away')
+          else log.warn({ err: error }, 'upstream NAR download failed')
+        },
+      )
+      .finally(() => this.flights.delete(narHash))
+    return flight
+  }
+
+  /** Ingests the decoded NAR against its narinfo, then records the path. */
+  private async store(path: UpstreamPath, bytes: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<void> {
+    const { narinfo } = path
+    try {
+      const result = await this.cache.ingest(bytes, { method: 'none', expectedNarHash: narinfo.narHash, maxNarSize: narinfo.narSize, signal })
+      if (result.narSize !== narinfo.narSize) throw new NixcasError('BAD_NAR', `the NAR has ${result.narSize} bytes, its narinfo says ${narinfo.narSize}`)
+      await this.cache.recordPath(path.hash, narinfo, result.root)
+    } catch (error) {
+      if (signal.aborted || !isNixcasError(error) || !CORRUPTION.has(error.code)) throw error
+      const message = `${path.upstream.url}: the NAR of ${narinfo.storePath} does not match its narinfo (NarHash ${formatNixHash(narinfo.narHash)}, NarSize ${narinfo.narSize}): ${error.message}`
+      throw new NixcasError('UPSTREAM_CORRUPT', message, { cause: error })
+    }
+  }
+}

@@ -1,0 +1,50 @@
+import { execFile } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import { buildApp } from '../../src/app.ts'
+import type { ServerConfig } from '../../src/config.ts'
+import { appOptionsFrom } from '../../src/server.ts'
+import { testConfig } from './app.ts'
+import { silentLogger } from './log.ts'
+import { nix, nixEnv } from './nix.ts'
+
+const execFileAsync = promisify(execFile)
+
+/** nixcas on a real socket, as Nix reaches it; closed when the test ends. */
+export async function serve(t: { teardown: (fn: () => Promise<void>) => void }, overrides: Partial<ServerConfig>, logger: Logger = silentLogger): Promise<{ app: FastifyInstance; url: string }> {
+  const config = await testConfig(overrides)
+  const app = await buildApp(await appOptionsFrom(config, logger), { loggerInstance: logger })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` }
+}
+
+/**
+ * Runs the Nix client with its own narinfo cache directory, so a pull never sees what
+ * the push told Nix's local cache, and with no other substituter.
+ */
+export async function nixClient(dir: string, args: string[]): Promise<string> {
+  const env = { ...nixEnv, XDG_CACHE_HOME: join(dir, `xdg-${randomUUID()}`), NIX_CONFIG: `${nixEnv.NIX_CONFIG}\nsubstituters =` }
+  const { stdout, stderr } = await execFileAsync('nix', args, { env, maxBuffer: 64 * 1024 * 1024 }).catch((error: { stderr?: string; message: string }) => {
+    throw new Error(`nix ${args.join(' ')} failed: ${error.stderr ?? error.message}`)
+  })
+  return `${stdout}${stderr}`
+}
+
+export interface Keys {
+  secretFile: string
+  publicKey: string
+}
+
+/** A Nix signing key pair made by nix-store itself, in `dir`. */
+export async function makeKeys(dir: string, name = 'nixcas-e2e-1'): Promise<Keys> {
+  const secretFile = join(dir, `${name}.secret`)
+  const publicFile = join(dir, `${name}.public`)
+  await nix('nix-store', ['--generate-binary-cache-key', name, secretFile, publicFile])
+  return { secretFile, publicKey: (await readFile(publicFile, 'utf8')).trim() }
+}
