@@ -116,7 +116,7 @@ t.test('structured mutations of NARs and of their compressed forms', async (t) =
    * Uploads `body` as `file`; `nar` is what it decodes to (undefined when a reference decoder
    * refuses it). Throws what went wrong, so fast-check's report (and its shrunk case) says it.
    */
-  async function check(file: string, body: Buffer, nar: Buffer | undefined, what: string): Promise<void> {
+  async function check(file: string, body: Buffer, nar: Buffer | undefined, what: string, compressed = false): Promise<void> {
     const fail = (problem: string): never => {
       throw new Error(`${what}: ${problem}`)
     }
@@ -131,8 +131,11 @@ t.test('structured mutations of NARs and of their compressed forms', async (t) =
       return
     }
     if (response.status < 400 || response.status >= 500) fail(`${response.status} ${answer}`)
-    // The one bzip2 feature nixcas's decoder leaves out: blocks randomised by bzip2 0.9.0 and older, which nothing has written since.
-    if (valid && !/randomised blocks/.test(answer)) fail(`a canonical NAR refused: ${response.status} ${answer}`)
+    // A damaged compressed stream that the reference tool still decodes may be refused by a
+    // stricter decoder (another libzstd's checks, bzip2 0.9.0's randomised blocks): refusing
+    // damaged input is safe. A NAR sent as is, canonical, must always be taken.
+    const decoderRefused = compressed && /is not valid \w+ data/.test(answer)
+    if (valid && !decoderRefused) fail(`a canonical NAR refused: ${response.status} ${answer}`)
     if (nar !== undefined && !accepted.has(sha256(nar))) {
       const served = await fetch(`${server.url}/nar/${sha256(nar)}.nar`)
       if (served.status !== 404) fail(`refused (${response.status} ${answer}), yet served: ${served.status}`)
@@ -155,7 +158,7 @@ t.test('structured mutations of NARs and of their compressed forms', async (t) =
     await fc.assert(
       fc.asyncProperty(fc.nat(streams.length - 1), fc.array(mutation, { minLength: 1, maxLength: 2 }), async (index, changes) => {
         const mutated = changes.reduce(mutate, streams[index] as Buffer)
-        await check(`fuzz.${tools.suffix}`, mutated, run(tools.decompress, mutated), `${method} ${JSON.stringify(changes)}`)
+        await check(`fuzz.${tools.suffix}`, mutated, run(tools.decompress, mutated), `${method} ${JSON.stringify(changes)}`, true)
       }),
       { numRuns: 120 },
     )
