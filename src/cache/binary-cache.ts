@@ -11,10 +11,11 @@ import { parseNarInfo, renderNarInfo, type NarInfo } from '../nix/narinfo.ts'
 import { signNarInfo, validNarInfoSignatures } from '../nix/narinfo-signing.ts'
 import { decodeNixbase32, encodeNixbase32 } from '../nix/nixbase32.ts'
 import type { PublicKey, SecretKey } from '../nix/signing.ts'
-import { isStorePathHash, parseStorePath } from '../nix/store-path.ts'
+import { STORE_PATH_HASH_LENGTH, isStorePathHash, parseStorePath } from '../nix/store-path.ts'
 import { loadClosure } from '../render/closure.ts'
 import { listingJson } from '../render/listing.ts'
 import type { Cas } from '../cas/cas.ts'
+import { Lease } from '../cas/lease.ts'
 import { BuildLogs } from './build-logs.ts'
 import { DebugInfoIndex } from './debug-info.ts'
 import { NAR_HASH } from './nar-service.ts'
@@ -151,6 +152,18 @@ export class BinaryCache {
     const narinfo = parseNarInfo(text, this.options.storeDir, { maxSignatures: this.options.maxSignatures })
     const path = parseStorePath(narinfo.storePath, this.options.storeDir)
     if (path.hash !== hash) throw new NixcasError('BAD_NARINFO', `StorePath ${narinfo.storePath} does not belong at ${hash}.narinfo`)
+    // Under a lease, so that garbage collection on any replica keeps what this narinfo relies on (cas/lease.ts).
+    const lease = await Lease.open(this.cas.store)
+    try {
+      await this.publishNarInfo(hash, narinfo, lease)
+    } finally {
+      await lease.close().catch(() => undefined)
+    }
+  }
+
+  private async publishNarInfo(hash: string, narinfo: NarInfo, lease: Lease): Promise<void> {
+    const referenceHashes = narinfo.references.map((reference) => reference.slice(0, STORE_PATH_HASH_LENGTH)).filter((reference) => reference !== hash)
+    const waited = await lease.claimForNarInfo(narinfo.narHash, referenceHashes)
     const entry = await this.cas.getNarRecord(narinfo.narHash)
     if (entry === undefined) throw new NixcasError('BAD_NARINFO', `no NAR with NarHash ${formatNixHash(narinfo.narHash)} was uploaded`)
     if (entry.narSize !== narinfo.narSize) throw new NixcasError('BAD_NARINFO', `NarSize ${narinfo.narSize} differs from the uploaded NAR's ${entry.narSize} bytes`)
@@ -179,6 +192,12 @@ export class BinaryCache {
     if (narinfo.deriver !== undefined) info.deriver = narinfo.deriver
     if (narinfo.system !== undefined) info.system = narinfo.system
     if (narinfo.ca !== undefined) info.ca = narinfo.ca
+    // A collection ran while this waited: a path it references may be gone, and a narinfo never goes up with its closure incomplete.
+    if (waited) {
+      for (const reference of referenceHashes) {
+        if ((await this.cas.getPathInfo(reference)) === undefined) throw new NixcasError('BAD_NARINFO', `reference ${reference} is not in this cache (garbage collected meanwhile); push it again`)
+      }
+    }
     await this.cas.putPathInfo(hash, info)
     this.narinfos.delete(hash)
   }
@@ -197,7 +216,9 @@ export class BinaryCache {
     const parsed = parseNarFileName(name)
     if (!parsed) return false
     if (parsed.compression === 'none' && NAR_HASH.test(parsed.stem) && (await this.cas.getNarRecord(narHashOf(parsed.stem))) !== undefined) return true
-    return this.cas.hasUpload(parsed.stem, name)
+    const narHash = await this.cas.getUpload(parsed.stem, name)
+    // A name whose NAR was garbage collected is not there any more: Nix must upload it again.
+    return narHash !== undefined && (await this.cas.hasNarRecord(narHash))
   }
 
   /**
@@ -223,8 +244,14 @@ export class BinaryCache {
     const { chunkSizes, maxNarSize } = this.options.ingest
     const parseOptions: ParseOptions = { method: parsed.compression, chunkSizes, maxNarSize, signal }
     const events = this.options.parser ? this.options.parser.parse(owned(body), parseOptions) : parseNarEvents(body, parseOptions)
-    const result = await storeNar(this.cas, events, { ...this.options.ingest, signal, expectedNarHash })
-    await this.cas.putUpload(parsed.stem, name, result.narHash)
-    return result
+    // The lease covers the record and the upload name too: garbage collection on any replica sees them or it.
+    const lease = await Lease.open(this.cas.store)
+    try {
+      const result = await storeNar(this.cas, events, { ...this.options.ingest, signal, expectedNarHash, lease })
+      await this.cas.putUpload(parsed.stem, name, result.narHash)
+      return result
+    } finally {
+      await lease.close().catch(() => undefined)
+    }
   }
 }

@@ -137,6 +137,10 @@ export class Cas {
     return this.readChecked(key, (bytes) => this.decoded(key, () => decodeNarRecord(bytes)), { signal })
   }
 
+  async hasNarRecord(narHash: NixHash): Promise<boolean> {
+    return (await this.store.head(keys.narRecord(narHash))) !== undefined
+  }
+
   /** Publishes a NAR: once this write lands, the NAR is visible. */
   putNarRecord(narHash: NixHash, encoding: Uint8Array): Promise<void> {
     return this.store.put(keys.narRecord(narHash), encoding)
@@ -188,10 +192,6 @@ export class Cas {
     const text = bytes.toString('latin1')
     if (!isNixbase32(text) || text.length !== nixbase32Length(32)) throw new NixcasError('CORRUPT_OBJECT', `upload record ${keys.upload(stem, fileName)} is malformed`, { store: this.store.name, key: keys.upload(stem, fileName) })
     return { algorithm: 'sha256', digest: decodeNixbase32(text, 32) }
-  }
-
-  async hasUpload(stem: string, fileName: string): Promise<boolean> {
-    return (await this.store.head(keys.upload(stem, fileName))) !== undefined
   }
 
   putUpload(stem: string, fileName: string, narHash: NixHash): Promise<void> {
