@@ -55,6 +55,9 @@ export const keys = {
   /** A garbage collection run's record: its phase, so writers know when old objects may vanish. */
   gcRun: (run: string): string => `gc/runs/${run}`,
   gcRuns: 'gc/runs/',
+  /** The NAR hashes of narinfos deleted in one batch, kept while clients and CDNs may still hold those narinfos. */
+  tombstone: (name: string): string => `gc/tombstones/${name}`,
+  tombstones: 'gc/tombstones/',
   /** Probed by /health: never written, so the answer is always "absent" from a store that works. */
   healthProbe: 'health/probe',
 } as const

@@ -16,12 +16,18 @@ import type { ListedObject, ObjectStore } from '../stores/store.ts'
 import { MarkSet, PackUsage, markNar } from './mark.ts'
 import { Pins } from './pins.ts'
 import { Sweeper, sweepNear, tallyOf, type Tally } from './sweep.ts'
+import { tombstonedNars, writeTombstone } from './tombstones.ts'
 
 export interface GcOptions {
   /** Paths whose narinfo was written (pushed) within this many ms are kept, with their closures. */
   retain: number
   /** No object younger than this many ms is deleted. */
   grace: number
+  /**
+   * How long the NAR of a deleted narinfo stays (ms): as long as replicas and CDNs may
+   * still serve that narinfo (see tombstones.ts). Default 0.
+   */
+  settle?: number
   dryRun?: boolean
   storeDir: string
   /** Every store of the composition: caches' near sides and fs stores' temp files are swept too. */
@@ -57,7 +63,7 @@ export interface GcReport {
 const TEMP_FLOOR_MS = 60_000
 
 /** Sweep order: what points at objects goes before what it points at, so nothing visible ever points at a deleted object. */
-const SWEPT = [keys.pins, 'info/', 'realisations/', 'build-traces/', 'uploads/', 'debuginfo/', 'nar/', keys.indexSegments, 'data/', 'packs/', 'dirs/', 'blobs/', 'chunks/', 'log-names/', 'logs/'] as const
+const SWEPT = [keys.pins, keys.tombstones, 'info/', 'realisations/', 'build-traces/', 'uploads/', 'debuginfo/', 'nar/', keys.indexSegments, 'data/', 'packs/', 'dirs/', 'blobs/', 'chunks/', 'log-names/', 'logs/'] as const
 
 const narHashOfKey = (key: string): NixHash => ({ algorithm: 'sha256', digest: decodeNixbase32(key.slice(key.lastIndexOf('/') + 1), 32) })
 const lastSegment = (key: string): string => key.slice(key.lastIndexOf('/') + 1)
@@ -169,6 +175,16 @@ class Collection {
     await this.keepClosures(pinned)
     const since = Math.min(this.started - this.options.retain, this.cutoff)
     await this.keepListed('info/', since, (object) => this.keepClosures([lastSegment(object.key)]))
+    for await (const narHash of tombstonedNars(this.cas, this.started - (this.options.settle ?? 0))) await this.markNarOf(narHash)
+  }
+
+  private async markNarOf(key: string): Promise<void> {
+    try {
+      await markNar(this.cas, this.marks, this.usage, narHashOfKey(key))
+    } catch (error) {
+      // A malformed name in a lease or tombstone protects nothing.
+      if (!isNixcasError(error, 'BAD_BASE32')) throw error
+    }
   }
 
   private async keepListed(prefix: string, since: number, keep: (object: ListedObject) => Promise<void>): Promise<void> {
@@ -187,12 +203,12 @@ class Collection {
       this.cutoff = Math.min(this.cutoff, lease.start - this.options.grace)
       for (const key of await leaseClaims(this.store, lease)) {
         if (key.startsWith('info/')) await this.keepClosures([lastSegment(key)])
-        else if (key.startsWith('nar/')) await markNar(this.cas, this.marks, this.usage, narHashOfKey(key))
+        else if (key.startsWith('nar/')) await this.markNarOf(key)
         else this.marks.add(key)
       }
     }
     await this.keepListed('info/', this.cutoff, (object) => this.keepClosures([lastSegment(object.key)]))
-    await this.keepListed('nar/', this.cutoff, async (object) => void (await markNar(this.cas, this.marks, this.usage, narHashOfKey(object.key))))
+    await this.keepListed('nar/', this.cutoff, (object) => this.markNarOf(object.key))
   }
 
   private leaseLives(lease: LeaseView): boolean {
@@ -237,9 +253,14 @@ class Collection {
     let deadPackBytes = 0
 
     await sweeper.sweep(keys.pins, () => true)
-    await sweeper.sweep('info/', (object) => this.marks.has(object.key), async (object) => {
-      const info = await this.cas.getPathInfo(lastSegment(object.key)).catch(() => undefined)
-      deletedPaths.push(info?.storePath ?? lastSegment(object.key))
+    await sweeper.sweep('info/', (object) => this.marks.has(object.key), async (batch) => {
+      const narHashes: NixHash[] = []
+      for (const key of batch) {
+        const info = await this.cas.getPathInfo(lastSegment(key)).catch(() => undefined)
+        deletedPaths.push(info?.storePath ?? lastSegment(key))
+        if (info) narHashes.push(info.narHash)
+      }
+      if (!this.dryRun && (this.options.settle ?? 0) > 0) await writeTombstone(this.store, narHashes)
     })
     await sweeper.sweep('realisations/', (object) => this.outPathKept(object))
     await sweeper.sweep('build-traces/', (object) => this.outPathKept(object))
@@ -326,5 +347,6 @@ class Collection {
     for (let start = 0; start < dead.length; start += 1000) await sweeper.flush(dead.slice(start, start + 1000))
     const ours = keys.gcRun(this.run)
     await sweeper.sweep(keys.gcRuns, (object) => object.key === ours || object.modified >= this.started - LEASE_TTL_MS)
+    await sweeper.sweep(keys.tombstones, (object) => object.modified >= this.started - (this.options.settle ?? 0))
   }
 }

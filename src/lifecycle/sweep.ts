@@ -38,8 +38,11 @@ export class Sweeper {
     tally.bytes += object.size
   }
 
-  /** Sweeps `prefix`; `keep` decides for objects older than the cutoff. */
-  async sweep(prefix: string, keep: (object: ListedObject) => boolean | Promise<boolean>, onDelete?: (object: ListedObject) => void | Promise<void>): Promise<void> {
+  /**
+   * Sweeps `prefix`; `keep` decides for objects older than the cutoff. `beforeDelete` sees
+   * each batch before it goes (and may write what must survive it).
+   */
+  async sweep(prefix: string, keep: (object: ListedObject) => boolean | Promise<boolean>, beforeDelete?: (batch: readonly string[]) => Promise<void>): Promise<void> {
     const kind = prefix.replace(/\/$/, '')
     let batch: string[] = []
     for await (const object of this.store.list(prefix)) {
@@ -49,16 +52,17 @@ export class Sweeper {
         continue
       }
       this.count(this.deleted, kind, object)
-      await onDelete?.(object)
       batch.push(object.key)
-      if (batch.length >= DELETE_BATCH) batch = await this.flush(batch)
+      if (batch.length >= DELETE_BATCH) batch = await this.flush(batch, beforeDelete)
     }
-    await this.flush(batch)
+    await this.flush(batch, beforeDelete)
   }
 
   /** Deletes keys now (dry: counts nothing more; the caller counted them). */
-  async flush(batch: string[]): Promise<string[]> {
-    if (!this.dryRun && batch.length > 0) await this.store.deleteMany(batch)
+  async flush(batch: string[], beforeDelete?: (batch: readonly string[]) => Promise<void>): Promise<string[]> {
+    if (batch.length === 0) return []
+    await beforeDelete?.(batch)
+    if (!this.dryRun) await this.store.deleteMany(batch)
     return []
   }
 }
