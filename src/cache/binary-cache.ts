@@ -163,7 +163,7 @@ export class BinaryCache {
 
   private async publishNarInfo(hash: string, narinfo: NarInfo, lease: Lease): Promise<void> {
     const referenceHashes = narinfo.references.map((reference) => reference.slice(0, STORE_PATH_HASH_LENGTH)).filter((reference) => reference !== hash)
-    const waited = await lease.claimForNarInfo(narinfo.narHash, referenceHashes)
+    await lease.claimForNarInfo(narinfo.narHash, referenceHashes)
     const entry = await this.cas.getNarRecord(narinfo.narHash)
     if (entry === undefined) throw new NixcasError('BAD_NARINFO', `no NAR with NarHash ${formatNixHash(narinfo.narHash)} was uploaded`)
     if (entry.narSize !== narinfo.narSize) throw new NixcasError('BAD_NARINFO', `NarSize ${narinfo.narSize} differs from the uploaded NAR's ${entry.narSize} bytes`)
@@ -192,11 +192,9 @@ export class BinaryCache {
     if (narinfo.deriver !== undefined) info.deriver = narinfo.deriver
     if (narinfo.system !== undefined) info.system = narinfo.system
     if (narinfo.ca !== undefined) info.ca = narinfo.ca
-    // A collection ran while this waited: a path it references may be gone, and a narinfo never goes up with its closure incomplete.
-    if (waited) {
-      for (const reference of referenceHashes) {
-        if ((await this.cas.getPathInfo(reference)) === undefined) throw new NixcasError('BAD_NARINFO', `reference ${reference} is not in this cache (garbage collected meanwhile); push it again`)
-      }
+    // Checked after the claim, so a collection keeps what was found: a narinfo never goes up with its closure incomplete.
+    for (const reference of referenceHashes) {
+      if ((await this.cas.getPathInfo(reference)) === undefined) throw new NixcasError('BAD_NARINFO', `reference ${reference} is not in this cache; push it first (nix copy does)`)
     }
     await this.cas.putPathInfo(hash, info)
     this.narinfos.delete(hash)

@@ -51,6 +51,8 @@ export const keys = {
   leaseClaim: (id: string, n: number): string => `leases/${id}/claim-${n}`,
   /** Rewritten while the lease lives (the start record never is: its time is the lease's start). */
   leaseRenewal: (id: string): string => `leases/${id}/renewed`,
+  /** Written when a lease ends while a run is deleting: runs that start after it need not respect the lease. */
+  leaseClosed: (id: string): string => `leases/${id}/closed`,
   leases: 'leases/',
   /** A garbage collection run's record: its phase, so writers know when old objects may vanish. */
   gcRun: (run: string): string => `gc/runs/${run}`,

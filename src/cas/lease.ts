@@ -18,8 +18,8 @@ import { keys } from './keys.ts'
  * run records: while a run is `deleting`, old objects may vanish, so the writer does not
  * rely on them (an ingest stores the chunk itself; a narinfo waits for the run to end);
  * otherwise it checks the object exists and relies on it. At the end the writer deletes
- * its lease, unless a run is deleting: then the lease stays until it expires, because that
- * run may not have read it yet.
+ * its lease, unless a run is deleting: that run may not have read it yet, so the lease stays,
+ * marked closed; only runs that start after the mark (one run at a time) ignore it.
  *
  * A GC run writes its record (`gc/runs/<run>`, phase `marking`) before it reads any root,
  * marks, switches the record to `deleting`, then reads every live lease (marking what they
@@ -154,11 +154,11 @@ export class Lease {
     return this.claimAndWait([keys.narRecord(narHash), ...referenceHashes.map((hash) => keys.pathInfo(hash))], GC_WAIT_MS, signal)
   }
 
-  /** Ends the lease: deleted, unless a run is deleting (it may not have read the lease yet; it expires instead). */
+  /** Ends the lease: deleted, unless a run is deleting (it may not have read the lease yet): then marked closed, for the next run to delete. */
   async close(): Promise<void> {
     this.stopRenewing()
-    if (await gcDeleting(this.store)) return
-    await this.store.deleteMany(this.written)
+    if (await gcDeleting(this.store)) await this.store.put(keys.leaseClosed(this.id), Buffer.from('closed'))
+    else await this.store.deleteMany(this.written)
   }
 }
 
@@ -167,6 +167,8 @@ export interface LeaseView {
   id: string
   start: number
   newest: number
+  /** When it was marked closed, if it was. */
+  closed?: number
   keys: string[]
   claimKeys: string[]
 }
@@ -180,7 +182,8 @@ export async function readLeases(store: ObjectStore): Promise<LeaseView[]> {
     if (!lease) leases.set(id, (lease = { id, start: object.modified, newest: object.modified, keys: [], claimKeys: [] }))
     lease.keys.push(object.key)
     // Only the start record is never rewritten and everything else comes after it: the oldest time is the start.
-    if (object.key !== keys.leaseStart(id) && object.key !== keys.leaseRenewal(id)) lease.claimKeys.push(object.key)
+    if (object.key === keys.leaseClosed(id)) lease.closed = object.modified
+    else if (object.key !== keys.leaseStart(id) && object.key !== keys.leaseRenewal(id)) lease.claimKeys.push(object.key)
     lease.start = Math.min(lease.start, object.modified)
     lease.newest = Math.max(lease.newest, object.modified)
   }

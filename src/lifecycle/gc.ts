@@ -211,8 +211,9 @@ class Collection {
     await this.keepListed('nar/', this.cutoff, (object) => this.markNarOf(object.key))
   }
 
+  /** Renewed within its TTL, and not closed before this run started (what its writer published is listed by this run). */
   private leaseLives(lease: LeaseView): boolean {
-    return lease.newest >= this.started - LEASE_TTL_MS
+    return lease.newest >= this.started - LEASE_TTL_MS && !(lease.closed !== undefined && lease.closed < this.started)
   }
 
   /** Reads a small record for a keep decision; one that is gone or unreadable is not kept. */
@@ -341,7 +342,7 @@ class Collection {
     }
   }
 
-  /** Leases not renewed within their TTL (their writer died) and run records of runs that died. */
+  /** Leases not renewed within their TTL (their writer died) or closed before this run, and run records of runs that died. */
   private async sweepLeasesAndRuns(sweeper: Sweeper): Promise<void> {
     const dead = this.leases.filter((lease) => !this.leaseLives(lease)).flatMap((lease) => lease.keys)
     for (let start = 0; start < dead.length; start += 1000) await sweeper.flush(dead.slice(start, start + 1000))
