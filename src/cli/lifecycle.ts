@@ -7,6 +7,8 @@ import { deletePaths } from '../lifecycle/delete.ts'
 import { collectGarbage } from '../lifecycle/gc.ts'
 import { Pins } from '../lifecycle/pins.ts'
 import { formatGcReport } from '../lifecycle/report.ts'
+import { formatStats, storeStats } from '../lifecycle/stats.ts'
+import { verifyStore } from '../lifecycle/verify.ts'
 import type { StoreStack } from '../stores/compose.ts'
 import { parseDuration } from '../units.ts'
 
@@ -87,6 +89,26 @@ export function addLifecycleCommands(program: Command): void {
     .action(async (flags: SelectionFlags) => {
       await withStore(flags, async (cas, config) => {
         for await (const pinned of new Pins(cas.store, config.storeDir).list()) print([pinned.name, ...pinned.paths.map((path) => `  ${path}`)].join('\n'))
+      })
+    })
+
+  selecting(program.command('verify'))
+    .description('re-read every path: closures complete, every NAR renders to its NarHash, every data pack matches its digest; exits 1 on findings')
+    .action(async (flags: SelectionFlags) => {
+      await withStore(flags, async (cas) => {
+        const report = await verifyStore(cas, { onFinding: (finding) => print(`${finding.key}: ${finding.problem}`) })
+        print(`verified ${report.paths} paths, ${report.nars} NARs, ${report.dataPacks} data packs: ${report.findings.length} findings`)
+        if (report.findings.length > 0) process.exitCode = 1
+      })
+    })
+
+  selecting(program.command('stats'))
+    .description('paths, logical and stored bytes, objects by kind (scans the store)')
+    .option('--json', 'print them as JSON')
+    .action(async (flags: SelectionFlags & { json?: boolean }) => {
+      await withStore(flags, async (cas) => {
+        const stats = await storeStats(cas)
+        print(flags.json ? JSON.stringify(stats, null, 2) : formatStats(stats))
       })
     })
 
