@@ -7,20 +7,11 @@ import type { StoreConfig } from '../../src/stores/compose.ts'
 import { build } from '../helpers/app.ts'
 import { fetched, makePath, push } from '../helpers/push.ts'
 import { tempDir } from '../helpers/trees.ts'
-import { allKeys, deletedObjects, gc, openStore } from './scenario.ts'
+import { allKeys, deletedObjects, fsStore, gc, openStore, pushedPair } from './scenario.ts'
 
-const fsConfig = async (t: Parameters<typeof tempDir>[0]): Promise<{ config: StoreConfig; path: string }> => {
-  const path = await tempDir(t)
-  return { config: { stores: { disk: { type: 'fs', path, fsync: false } }, root: 'disk' }, path }
-}
 
 t.test('retention keeps paths pushed within it, with their closures; grace keeps young objects', async (t) => {
-  const { config } = await fsConfig(t)
-  const app = await build(t, { stores: config })
-  const dir = await tempDir(t)
-  const dep = await makePath(dir, 'dep', { data: randomBytes(10_000) })
-  const top = await makePath(dir, 'top', { data: randomBytes(10_000) }, [dep])
-  for (const path of [dep, top]) t.equal(await push(app, path), 204)
+  const { config } = await pushedPair(t)
   const retained = await gc(t, config, { retain: 3_600_000 })
   t.equal(deletedObjects(retained), 0, 'everything was pushed within the last hour')
   t.equal(retained.keptPaths, 2)
@@ -32,12 +23,7 @@ t.test('retention keeps paths pushed within it, with their closures; grace keeps
 })
 
 t.test('delete: refused while a remaining path or a pin needs the path, then its objects go at the next gc', async (t) => {
-  const { config } = await fsConfig(t)
-  const app = await build(t, { stores: config })
-  const dir = await tempDir(t)
-  const dep = await makePath(dir, 'dep', { data: randomBytes(10_000) })
-  const top = await makePath(dir, 'top', { data: randomBytes(10_000) }, [dep])
-  for (const path of [dep, top]) t.equal(await push(app, path), 204)
+  const { config, dep, top } = await pushedPair(t)
   const { cas } = openStore(t, config)
   const options = { storeDir: '/nix/store' }
   await t.rejects(deletePaths(cas, [dep.storePath], options), { code: 'CONFLICT', message: new RegExp(`${top.storePath} → ${dep.storePath}`) })
@@ -55,8 +41,8 @@ t.test('delete: refused while a remaining path or a pin needs the path, then its
 })
 
 t.test('a cache store: near copies far no longer has are collected too; stale fs temp files go', async (t) => {
-  const near = await fsConfig(t)
-  const far = await fsConfig(t)
+  const near = await fsStore(t)
+  const far = await fsStore(t)
   const config: StoreConfig = { stores: { near: { type: 'fs', path: near.path, fsync: false }, far: { type: 'fs', path: far.path, fsync: false }, main: { type: 'cache', near: 'near', far: 'far' } }, root: 'main' }
   const app = await build(t, { stores: config })
   const dir = await tempDir(t)

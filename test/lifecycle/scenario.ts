@@ -70,6 +70,23 @@ export async function checkExactlyNeeded(t: Test, store: ObjectStore, kept: read
   t.same([...needed].filter((key) => !present.includes(key)), [], 'everything the kept paths need is stored')
 }
 
+/** A store in a fresh directory, as a configuration. */
+export async function fsStore(t: Test): Promise<{ config: StoreConfig; path: string }> {
+  const path = await tempDir(t)
+  return { config: { stores: { disk: { type: 'fs', path, fsync: false } }, root: 'disk' }, path }
+}
+
+/** A fresh fs store holding a two-path closure (`top` references `dep`), pushed through the app. */
+export async function pushedPair(t: Test, size = 10_000): Promise<{ config: StoreConfig; path: string; dep: TestPath; top: TestPath }> {
+  const store = await fsStore(t)
+  const app = await build(t, { stores: store.config })
+  const dir = await tempDir(t)
+  const dep = await makePath(dir, 'dep', { data: randomBytes(size) })
+  const top = await makePath(dir, 'top', { data: randomBytes(size) }, [dep])
+  for (const path of [dep, top]) t.equal(await push(app, path), 204, `${path.base} pushed`)
+  return { ...store, dep, top }
+}
+
 /**
  * Waits for the store's clock to move on: S3 times objects to the second, so an object
  * written in the second a run starts counts as young (kept: the safe side), and a test

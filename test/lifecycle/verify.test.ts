@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
@@ -7,19 +6,10 @@ import { decodeNarRecord } from '../../src/castore/nar-record.ts'
 import { decodeNixbase32 } from '../../src/nix/nixbase32.ts'
 import { storeStats } from '../../src/lifecycle/stats.ts'
 import { verifyStore } from '../../src/lifecycle/verify.ts'
-import { build } from '../helpers/app.ts'
-import { makePath, push } from '../helpers/push.ts'
-import { tempDir } from '../helpers/trees.ts'
-import { allKeys, openStore } from './scenario.ts'
+import { allKeys, openStore, pushedPair } from './scenario.ts'
 
 t.test('verify finds nothing in an intact store, then a corrupt data pack and an incomplete closure; stats counts paths and bytes', async (t) => {
-  const path = await tempDir(t)
-  const config = { stores: { disk: { type: 'fs', path, fsync: false } }, root: 'disk' }
-  const app = await build(t, { stores: config })
-  const dir = await tempDir(t)
-  const dep = await makePath(dir, 'dep', { data: randomBytes(200_000) })
-  const top = await makePath(dir, 'top', { data: randomBytes(200_000) }, [dep])
-  for (const pushed of [dep, top]) t.equal(await push(app, pushed), 204)
+  const { config, path, dep, top } = await pushedPair(t, 200_000)
   const { cas } = openStore(t, config)
 
   const intact = await verifyStore(cas)
