@@ -7,6 +7,7 @@ import { Command } from 'commander'
 import { pino } from 'pino'
 import { effectiveSettings, packageVersion, prepareServer, resolveConfiguration, resolveServerConfig, settings, settingsReference, type ServeFlags } from './config.ts'
 import { withReference } from './config/docs.ts'
+import { addLifecycleCommands } from './cli/lifecycle.ts'
 import { leaves } from './config/setting.ts'
 import { dumpPath } from './fs/dump-path.ts'
 import { readNar } from './nix/nar-reader.ts'
@@ -52,6 +53,8 @@ program
     await writeFile(secretFile, formatSecretKey(key), { mode: 0o600, flag: 'wx' })
     await writeFile(publicFile, formatPublicKey(key.publicKey), { flag: 'wx' })
   })
+
+addLifecycleCommands(program)
 
 const nar = program.command('nar').description('work with NAR archives')
 

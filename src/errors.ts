@@ -27,6 +27,8 @@ export const errorTable = {
   /** Load shedding: the request may be retried after Retry-After. */
   OVERLOADED: { status: 503, transient: true },
   STORE_UNAVAILABLE: { status: 503, transient: true },
+  /** A garbage collection is deleting and this write relies on old objects: retry once it is done. */
+  GC_IN_PROGRESS: { status: 503, transient: true },
   STORE_FAILED: { status: 502, transient: false },
   CORRUPT_OBJECT: { status: 502, transient: false },
   MISSING_OBJECT: { status: 502, transient: false },

@@ -15,6 +15,18 @@ export function formatSize(bytes: number): string {
   return bytes === 0 ? '0' : `${bytes}B`
 }
 
+/** Bytes for people to read (`1.5 MiB`), rounded; not meant to be parsed back. */
+export function humanBytes(count: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const
+  let value = count
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  return unit === 0 ? `${count} B` : `${value.toFixed(1)} ${units[unit]}`
+}
+
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
 const DURATION = /^(?:\s*\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|w))+\s*$/
 const DURATION_PART = /(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)/g

@@ -12,10 +12,11 @@ import { parseNarInfo, renderNarInfo, type NarInfo } from '../nix/narinfo.ts'
 import { signNarInfo, validNarInfoSignatures } from '../nix/narinfo-signing.ts'
 import { decodeNixbase32, encodeNixbase32 } from '../nix/nixbase32.ts'
 import type { PublicKey, SecretKey } from '../nix/signing.ts'
-import { isStorePathHash, parseStorePath } from '../nix/store-path.ts'
+import { STORE_PATH_HASH_LENGTH, isStorePathHash, parseStorePath } from '../nix/store-path.ts'
 import { loadClosure } from '../render/closure.ts'
 import { listingJson } from '../render/listing.ts'
-import type { Cas } from '../cas/cas.ts'
+import type { Cas, UploadRecord } from '../cas/cas.ts'
+import { Lease } from '../cas/lease.ts'
 import { BuildLogs } from './build-logs.ts'
 import { DebugInfoIndex } from './debug-info.ts'
 import { NAR_HASH } from './nar-service.ts'
@@ -180,6 +181,18 @@ export class BinaryCache {
     const narinfo = parseNarInfo(text, this.options.storeDir, { maxSignatures: this.options.maxSignatures })
     const path = parseStorePath(narinfo.storePath, this.options.storeDir)
     if (path.hash !== hash) throw new NixcasError('BAD_NARINFO', `StorePath ${narinfo.storePath} does not belong at ${hash}.narinfo`)
+    // Under a lease, so that garbage collection on any replica keeps what this narinfo relies on (cas/lease.ts).
+    const lease = await Lease.open(this.cas.store)
+    try {
+      await this.publishNarInfo(hash, narinfo, lease)
+    } finally {
+      await lease.close().catch(() => undefined)
+    }
+  }
+
+  private async publishNarInfo(hash: string, narinfo: NarInfo, lease: Lease): Promise<void> {
+    const referenceHashes = narinfo.references.map((reference) => reference.slice(0, STORE_PATH_HASH_LENGTH)).filter((reference) => reference !== hash)
+    await lease.claimForNarInfo(narinfo.narHash, referenceHashes)
     const entry = await this.cas.getNarRecord(narinfo.narHash)
     if (entry === undefined) throw new NixcasError('BAD_NARINFO', `no NAR with NarHash ${formatNixHash(narinfo.narHash)} was uploaded`)
     if (entry.narSize !== narinfo.narSize) throw new NixcasError('BAD_NARINFO', `NarSize ${narinfo.narSize} differs from the uploaded NAR's ${entry.narSize} bytes`)
@@ -192,6 +205,10 @@ export class BinaryCache {
     if (stored !== undefined && !same && !this.options.allowNarinfoOverwrite) {
       const what = hashesEqual(stored.narHash, narinfo.narHash) ? `NarHash ${formatNixHash(stored.narHash)} but other references` : `NarHash ${formatNixHash(stored.narHash)}, not ${formatNixHash(narinfo.narHash)}`
       throw new NixcasError('CONFLICT', `${stored.storePath} is already stored with ${what}; a store path's contents never change`)
+    }
+    // Checked after the claim, so a collection keeps what was found: a narinfo never goes up with its closure incomplete.
+    for (const reference of referenceHashes) {
+      if ((await this.cas.getPathInfo(reference)) === undefined) throw new NixcasError('BAD_NARINFO', `reference ${reference} is not in this cache; push it first (nix copy does)`)
     }
     await this.recordPath(hash, narinfo, entry.root, same ? stored.signatures : [])
   }
@@ -210,7 +227,9 @@ export class BinaryCache {
     const parsed = parseNarFileName(name)
     if (!parsed) return false
     if (parsed.compression === 'none' && NAR_HASH.test(parsed.stem) && (await this.cas.getNarRecord(narHashOf(parsed.stem))) !== undefined) return true
-    return this.cas.hasUpload(parsed.stem, name)
+    const record = await this.cas.getUpload(parsed.stem, name)
+    // A name whose NAR was garbage collected is not there any more: Nix must upload it again.
+    return record !== undefined && (await this.cas.hasNarRecord(record.narHash))
   }
 
   /**
@@ -240,23 +259,33 @@ export class BinaryCache {
     if (method === 'none') ({ method, body } = await sniffGzip(body))
     // A plain `.nar` named by its NAR hash must be that NAR, checked before it is indexed: a refused NAR is never servable.
     const expectedNarHash = method === 'none' && NAR_HASH.test(parsed.stem) ? narHashOf(parsed.stem) : undefined
-    const result = await this.ingest(body, { method, expectedNarHash, signal })
-    await this.cas.putUpload(parsed.stem, name, method === parsed.compression ? { narHash: result.narHash } : { narHash: result.narHash, compression: method })
-    return result
+    const record = (result: IngestResult): UploadRecord => (method === parsed.compression ? { narHash: result.narHash } : { narHash: result.narHash, compression: method })
+    return this.ingest(body, { method, expectedNarHash, signal, publish: (result) => this.cas.putUpload(parsed.stem, name, record(result)) })
   }
 
   /**
    * Ingests a NAR stream through the bounded ingest (worker pool, upload budget, dedup).
    * `expectedNarHash` and `maxNarSize` are checked before anything becomes visible.
    */
-  ingest(body: AsyncIterable<Uint8Array>, options: { method: NarCompression; expectedNarHash?: NixHash; maxNarSize?: number; signal?: AbortSignal }): Promise<IngestResult> {
+  async ingest(
+    body: AsyncIterable<Uint8Array>,
+    options: { method: NarCompression; expectedNarHash?: NixHash; maxNarSize?: number; signal?: AbortSignal; publish?: (result: IngestResult) => Promise<void> },
+  ): Promise<IngestResult> {
     const { chunkSizes } = this.options.ingest
     const maxNarSize = Math.min(options.maxNarSize ?? Infinity, this.options.ingest.maxNarSize ?? Infinity)
     const limit = Number.isFinite(maxNarSize) ? maxNarSize : undefined
     const { signal, expectedNarHash } = options
     const parseOptions: ParseOptions = { method: options.method, chunkSizes, maxNarSize: limit, signal }
     const events = this.options.parser ? this.options.parser.parse(owned(body), parseOptions) : parseNarEvents(body, parseOptions)
-    return storeNar(this.cas, events, { ...this.options.ingest, maxNarSize: limit, signal, expectedNarHash })
+    // The lease covers the record and what `publish` writes too: garbage collection on any replica sees them or it.
+    const lease = await Lease.open(this.cas.store)
+    try {
+      const result = await storeNar(this.cas, events, { ...this.options.ingest, maxNarSize: limit, signal, expectedNarHash, lease })
+      await options.publish?.(result)
+      return result
+    } finally {
+      await lease.close().catch(() => undefined)
+    }
   }
 
   /**

@@ -49,7 +49,7 @@ function encodeRecord(record: LogRecord): Buffer {
 const isHexDigest = (value: unknown): value is string => typeof value === 'string' && /^[0-9a-f]{64}$/.test(value)
 const isSize = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0
 
-function decodeRecord(bytes: Buffer, what: string): LogRecord {
+export function decodeLogRecord(bytes: Buffer, what: string): LogRecord {
   let value: Record<string, unknown>
   try {
     value = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>
@@ -130,7 +130,7 @@ export class BuildLogs {
   async record(name: string): Promise<LogRecord | undefined> {
     const drv = parseLogName(name)
     const bytes = await this.cas.getLogRecord(drv)
-    return bytes && decodeRecord(bytes, `log record of ${name}`)
+    return bytes && decodeLogRecord(bytes, `log record of ${name}`)
   }
 
   private async part(part: LogPart, signal?: AbortSignal): Promise<Buffer> {

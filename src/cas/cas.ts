@@ -144,6 +144,10 @@ export class Cas {
     return this.readChecked(key, (bytes) => this.decoded(key, () => decodeNarRecord(bytes)), { signal })
   }
 
+  async hasNarRecord(narHash: NixHash): Promise<boolean> {
+    return (await this.store.head(keys.narRecord(narHash))) !== undefined
+  }
+
   /** Publishes a NAR: once this write lands, the NAR is visible. */
   putNarRecord(narHash: NixHash, encoding: Uint8Array): Promise<void> {
     return this.store.put(keys.narRecord(narHash), encoding)
@@ -202,10 +206,6 @@ export class Cas {
       throw new NixcasError('CORRUPT_OBJECT', `upload record ${key} is malformed`, { store: this.store.name, key })
     }
     return { narHash: { algorithm: 'sha256', digest: decodeNixbase32(hash, 32) }, compression }
-  }
-
-  async hasUpload(stem: string, fileName: string): Promise<boolean> {
-    return (await this.store.head(keys.upload(stem, fileName))) !== undefined
   }
 
   putUpload(stem: string, fileName: string, record: UploadRecord): Promise<void> {

@@ -4,6 +4,9 @@ import type { Digest } from '../castore/digest.ts'
 import { decodeIndexSegment, encodeIndexSegment, type IndexedChunk } from '../castore/index-segment.ts'
 import type { Cas } from './cas.ts'
 
+/** A fresh index segment name: time first, so names sort by age, then random, so replicas never collide. */
+export const newSegmentName = (): string => `${Date.now().toString(36).padStart(9, '0')}-${randomBytes(6).toString('hex')}`
+
 /** Roughly what one entry costs in memory (key, location, LRU bookkeeping). */
 export const DEDUP_ENTRY_BYTES = 200
 
@@ -38,7 +41,7 @@ export class DedupIndex {
   /** Records what an ingest added, for every replica; returns the segment's name. */
   async publish(cas: Cas, chunks: readonly IndexedChunk[]): Promise<string | undefined> {
     if (chunks.length === 0) return undefined
-    const name = `${Date.now().toString(36).padStart(9, '0')}-${randomBytes(6).toString('hex')}`
+    const name = newSegmentName()
     await cas.putIndexSegment(name, encodeIndexSegment(chunks))
     this.seenSegments.add(name)
     for (const chunk of chunks) this.add(chunk)

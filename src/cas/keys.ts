@@ -43,6 +43,23 @@ export const keys = {
   buildTrace: (key: BuildTraceKey): string => `build-traces/${key.drvPath.slice(0, 2)}/${keyText(key.drvPath)}/${keyText(key.outputName)}`,
   /** `debuginfo/<build-id>.debug`, as served. */
   debugInfo: (buildId: string): string => sharded('debuginfo', buildId),
+  /** A named pin (`nixcas pin add`): store paths whose closures garbage collection keeps. */
+  pin: (name: string): string => `pins/${keyText(name)}`,
+  pins: 'pins/',
+  /** A writer's lease (see cas/lease.ts): its start record, and claim `n` (objects it relies on). */
+  leaseStart: (id: string): string => `leases/${id}/start`,
+  leaseClaim: (id: string, n: number): string => `leases/${id}/claim-${n}`,
+  /** Rewritten while the lease lives (the start record never is: its time is the lease's start). */
+  leaseRenewal: (id: string): string => `leases/${id}/renewed`,
+  /** Written when a lease ends while a run is deleting: runs that start after it need not respect the lease. */
+  leaseClosed: (id: string): string => `leases/${id}/closed`,
+  leases: 'leases/',
+  /** A garbage collection run's record: its phase, so writers know when old objects may vanish. */
+  gcRun: (run: string): string => `gc/runs/${run}`,
+  gcRuns: 'gc/runs/',
+  /** The NAR hashes of narinfos deleted in one batch, kept while clients and CDNs may still hold those narinfos. */
+  tombstone: (name: string): string => `gc/tombstones/${name}`,
+  tombstones: 'gc/tombstones/',
   /** Probed by /health: never written, so the answer is always "absent" from a store that works. */
   healthProbe: 'health/probe',
 } as const

@@ -1,6 +1,7 @@
 import type { ByteBudget } from '../budget.ts'
 import { NixcasError } from '../errors.ts'
 import type { Cas } from '../cas/cas.ts'
+import type { Lease } from '../cas/lease.ts'
 import type { DedupIndex } from '../cas/dedup-index.ts'
 import type { ChunkSizes } from '../castore/chunker.ts'
 import { digestHex, type Digest } from '../castore/digest.ts'
@@ -30,6 +31,12 @@ export interface IngestOptions {
   budget?: ByteBudget
   /** Known chunks, shared by every ingest; without one, chunks dedup only within the NAR. */
   dedup?: DedupIndex
+  /**
+   * The writer's lease (cas/lease.ts): with one, a chunk is deduplicated against an older
+   * pack only once the lease claims that pack and no garbage collection is deleting, so a
+   * concurrent GC never removes a pack this NAR's record is about to name.
+   */
+  lease?: Lease
   /** The NAR must have this hash (its upload name says so); checked before anything is published. */
   expectedNarHash?: NixHash
 }
@@ -79,6 +86,16 @@ export async function storeNar(cas: Cas, events: AsyncIterable<IngestEvent>, opt
   let file: OpenFile | undefined
   let done: { narHash: NixHash; narSize: number } | undefined
   let storedBytes = 0
+  /** Older packs this ingest asked its lease about, by digest hex: whether it may reference them. */
+  const usablePacks = new Map<string, boolean>()
+  const mayReference = async (pack: Digest): Promise<boolean> => {
+    const lease = options.lease
+    const key = digestHex(pack)
+    if (lease === undefined || packIndex.has(key)) return true
+    let usable = usablePacks.get(key)
+    if (usable === undefined) usablePacks.set(key, (usable = await lease.mayUsePack(pack, options.signal)))
+    return usable
+  }
 
   const attach = (name: Buffer | null, node: CasNode): void => {
     const parent = stack.at(-1)
@@ -110,7 +127,7 @@ export async function storeNar(cas: Cas, events: AsyncIterable<IngestEvent>, opt
           let where = stored.get(key)
           if (where === undefined) {
             const known = options.dedup?.get(digest)
-            if (known !== undefined && known.size === event.bytes.length) {
+            if (known !== undefined && known.size === event.bytes.length && (await mayReference(known.pack))) {
               where = { pack: existingPack(known.pack), offset: known.offset }
             } else {
               where = await sink.add(digest, event.bytes)

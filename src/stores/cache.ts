@@ -52,6 +52,16 @@ export class CacheStore implements ObjectStore {
     await this.near.delete(key).catch((error: unknown) => this.nearFailed('delete', key, error))
   }
 
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    await this.far.deleteMany(keys)
+    await this.near.deleteMany(keys).catch((error: unknown) => this.nearFailed('delete', keys[0] ?? '', error))
+  }
+
+  /** The near side, which garbage collection sweeps too: it may hold copies far no longer has. */
+  get nearStore(): ObjectStore {
+    return this.near
+  }
+
   /** Far's copy failed the check too: nothing is kept, and the read fails naming far. */
   private farCorrupt(key: string): NixcasError {
     this.logger.error({ store: this.name, far: this.far.name, key }, 'cache far copy is corrupt')

@@ -9,6 +9,7 @@ import {
   checkKey,
   checkPrefix,
   clipRange,
+  deleteEach,
   type ListedObject,
   type ObjectStore,
   type ReadOptions,
@@ -201,6 +202,30 @@ export class FsStore implements ObjectStore {
     } catch (error) {
       if (!isAbsent(error)) this.fail('delete', key, error)
     }
+  }
+
+  deleteMany(keys: readonly string[]): Promise<void> {
+    return deleteEach(this, keys)
+  }
+
+  /**
+   * Removes temp files last changed before `before` (ms since the epoch): what a crash
+   * left between writing and renaming. Garbage collection calls it with its grace cutoff,
+   * so a write in progress is never touched. Returns what it removed (or, dry, would).
+   */
+  async sweepTemp(before: number, dryRun = false): Promise<{ objects: number; bytes: number }> {
+    await this.ready
+    const swept = { objects: 0, bytes: 0 }
+    const temp = join(this.root, TEMP_DIR)
+    for (const entry of await readdir(temp).catch((error: unknown) => this.fail('list', TEMP_DIR, error))) {
+      const path = join(temp, entry)
+      const info = await stat(path).catch(() => undefined)
+      if (!info?.isFile() || info.mtimeMs >= before) continue
+      if (!dryRun) await rm(path, { force: true })
+      swept.objects++
+      swept.bytes += info.size
+    }
+    return swept
   }
 
   async *list(prefix: string): AsyncGenerator<ListedObject> {

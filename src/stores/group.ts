@@ -26,6 +26,10 @@ export abstract class GroupStore implements ObjectStore {
     await Promise.all(this.stores.map((store) => store.delete(key)))
   }
 
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    await Promise.all(this.stores.map((store) => store.deleteMany(keys)))
+  }
+
   /** Every member's keys, each once. */
   async *list(prefix: string): AsyncGenerator<ListedObject> {
     const seen = new Set<string>()

@@ -47,6 +47,10 @@ export class InstrumentedStore implements ObjectStore {
     return this.count('delete', () => this.inner.delete(key))
   }
 
+  deleteMany(keys: readonly string[]): Promise<void> {
+    return this.count('deleteMany', () => this.inner.deleteMany(keys))
+  }
+
   list(prefix: string): AsyncIterable<ListedObject> {
     this.requests.inc({ store: this.name, operation: 'list' })
     return this.inner.list(prefix)

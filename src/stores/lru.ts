@@ -87,6 +87,11 @@ export class LruStore implements ObjectStore {
     await this.inner.delete(key)
   }
 
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    for (const key of keys) this.cache.delete(key)
+    await this.inner.deleteMany(keys)
+  }
+
   list(prefix: string): AsyncIterable<ListedObject> {
     return this.inner.list(prefix)
   }

@@ -1,4 +1,4 @@
-import { checkKey, checkPrefix, clipRange, once, type ListedObject, type ObjectStore, type ReadOptions } from './store.ts'
+import { checkKey, checkPrefix, clipRange, deleteEach, once, type ListedObject, type ObjectStore, type ReadOptions } from './store.ts'
 
 interface Stored {
   bytes: Buffer
@@ -40,6 +40,10 @@ export class MemoryStore implements ObjectStore {
   async delete(key: string): Promise<void> {
     checkKey(this.name, key)
     this.objects.delete(key)
+  }
+
+  deleteMany(keys: readonly string[]): Promise<void> {
+    return deleteEach(this, keys)
   }
 
   async *list(prefix: string): AsyncGenerator<ListedObject> {

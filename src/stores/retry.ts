@@ -112,6 +112,11 @@ export class RetryStore implements ObjectStore {
     return this.retry('delete', key, () => this.inner.delete(key))
   }
 
+  /** Deleting is idempotent, so a failed batch is retried whole. */
+  deleteMany(keys: readonly string[]): Promise<void> {
+    return this.retry('deleteMany', keys[0] ?? '', () => this.inner.deleteMany(keys))
+  }
+
   /** A listing that fails part-way starts again and skips what it already yielded. */
   async *list(prefix: string): AsyncGenerator<ListedObject> {
     const seen = new Set<string>()

@@ -26,6 +26,9 @@ export interface S3StoreOptions {
   idleTimeout?: number
 }
 
+/** Keys one DeleteObjects request may name. */
+const S3_DELETE_BATCH = 1000
+
 const TRANSIENT_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout', 'RequestTimeTooSkewed', 'InternalError', 'ServiceUnavailable', 'TimeoutError'])
 const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED', 'UND_ERR_SOCKET'])
 
@@ -186,6 +189,27 @@ export class S3Store implements ObjectStore {
       await client.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }))
     } catch (error) {
       if (!isMissing(error)) this.fail('delete', key, error)
+    }
+  }
+
+  /** DeleteObjects, 1000 keys a request (the API's limit); a key S3 reports as failed fails the call. */
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    for (let start = 0; start < keys.length; start += S3_DELETE_BATCH) {
+      const batch = keys.slice(start, start + S3_DELETE_BATCH)
+      let result
+      try {
+        const { sdk, client } = await this.connect()
+        const objects = batch.map((key) => ({ Key: this.key(key) }))
+        result = await client.send(new sdk.DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: objects, Quiet: true } }))
+      } catch (error) {
+        this.fail('deleteMany', batch[0] ?? '', error)
+      }
+      const failed = (result.Errors ?? []).find((error) => error.Code !== 'NoSuchKey')
+      if (failed) {
+        throw new StoreError(this.name, 'deleteMany', failed.Key?.slice(this.prefix.length) ?? '', `${failed.Code ?? 'error'}: ${failed.Message ?? ''}`, {
+          transient: TRANSIENT_NAMES.has(failed.Code ?? ''),
+        })
+      }
     }
   }
 

@@ -59,8 +59,23 @@ export interface ObjectStore {
    */
   put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void>
   delete(key: string): Promise<void>
+  /**
+   * Deletes many objects (absent ones are no error), in as few requests as the backend
+   * allows (S3 DeleteObjects takes 1000 keys a request): what garbage collection sweeps
+   * with. Wrappers pass it through to every store `delete` would reach.
+   */
+  deleteMany(keys: readonly string[]): Promise<void>
   list(prefix: string): AsyncIterable<ListedObject>
   close(): Promise<void>
+}
+
+/** Deletes per key, a bounded number at once: `deleteMany` for backends without a batch call. */
+export async function deleteEach(store: Pick<ObjectStore, 'delete'>, keys: readonly string[], concurrency = 16): Promise<void> {
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < keys.length) await store.delete(keys[next++] as string)
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, keys.length) }, worker))
 }
 
 /** A store failure: which instance, which operation and key, and whether retrying may help. */

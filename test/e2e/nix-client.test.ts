@@ -1,27 +1,11 @@
-import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { buildClosure, type Closure } from '../helpers/closure.ts'
-import { nix, skipWithoutNix } from '../helpers/nix.ts'
-import { makeKeys, nixClient, serve, type Keys } from '../helpers/nix-client.ts'
+import { skipWithoutNix } from '../helpers/nix.ts'
+import { makeKeys, nixClient, pullAndCheck, serve } from '../helpers/nix-client.ts'
 import { startGcs } from '../helpers/gcs.ts'
 import { startS3 } from '../helpers/s3.ts'
 import { tempDir } from '../helpers/trees.ts'
-
-/** Pulls `closure` into a fresh local store with signatures required, verifies it, compares NARs. */
-async function pullAndCheck(t: Test, dir: string, url: string, keys: Keys, closure: Closure): Promise<void> {
-  const store = join(dir, `pulled-${randomUUID()}`)
-  await nixClient(dir, ['copy', '--from', url, '--to', store, '--option', 'trusted-public-keys', keys.publicKey, '--option', 'require-sigs', 'true', closure.top])
-  const verified = await nixClient(dir, ['store', 'verify', '--store', store, '--option', 'trusted-public-keys', keys.publicKey, '--recursive', '--sigs-needed', '1', closure.top])
-  t.notMatch(verified, /untrusted|corrupt|error/i, 'nix store verify is satisfied')
-  for (const path of closure.paths) {
-    const expected = await nix('nix-store', ['--dump', path])
-    const info = await (await fetch(`${url}/${path.slice('/nix/store/'.length, '/nix/store/'.length + 32)}.narinfo`)).text()
-    const narUrl = /^URL: (.*)$/m.exec(info)?.[1]
-    const served = Buffer.from(await (await fetch(`${url}/${narUrl ?? 'missing'}`)).arrayBuffer())
-    t.ok(served.equals(expected), `${path}: served NAR is identical to nix-store --dump`)
-  }
-}
 
 t.test('the real Nix client pushes and pulls through nixcas', { skip: skipWithoutNix }, async (t) => {
   const dir = await tempDir(t)

@@ -6,10 +6,12 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
+import type { Test } from 'tap'
 import { buildApp } from '../../src/app.ts'
 import type { ServerConfig } from '../../src/config.ts'
 import { appOptionsFrom } from '../../src/server.ts'
 import { testConfig } from './app.ts'
+import type { Closure } from './closure.ts'
 import { silentLogger } from './log.ts'
 import { nix, nixEnv } from './nix.ts'
 
@@ -47,4 +49,19 @@ export async function makeKeys(dir: string, name = 'nixcas-e2e-1'): Promise<Keys
   const publicFile = join(dir, `${name}.public`)
   await nix('nix-store', ['--generate-binary-cache-key', name, secretFile, publicFile])
   return { secretFile, publicKey: (await readFile(publicFile, 'utf8')).trim() }
+}
+
+/** Pulls `closure` into a fresh local store with signatures required, verifies it, compares NARs. */
+export async function pullAndCheck(t: Test, dir: string, url: string, keys: Keys, closure: Closure): Promise<void> {
+  const store = join(dir, `pulled-${randomUUID()}`)
+  await nixClient(dir, ['copy', '--from', url, '--to', store, '--option', 'trusted-public-keys', keys.publicKey, '--option', 'require-sigs', 'true', closure.top])
+  const verified = await nixClient(dir, ['store', 'verify', '--store', store, '--option', 'trusted-public-keys', keys.publicKey, '--recursive', '--sigs-needed', '1', closure.top])
+  t.notMatch(verified, /untrusted|corrupt|error/i, 'nix store verify is satisfied')
+  for (const path of closure.paths) {
+    const expected = await nix('nix-store', ['--dump', path])
+    const info = await (await fetch(`${url}/${path.slice('/nix/store/'.length, '/nix/store/'.length + 32)}.narinfo`)).text()
+    const narUrl = /^URL: (.*)$/m.exec(info)?.[1]
+    const served = Buffer.from(await (await fetch(`${url}/${narUrl ?? 'missing'}`)).arrayBuffer())
+    t.ok(served.equals(expected), `${path}: served NAR is identical to nix-store --dump`)
+  }
 }

@@ -65,6 +65,11 @@ export class CountingStore implements ObjectStore {
     return this.inner.delete(key)
   }
 
+  deleteMany(keys: readonly string[]): Promise<void> {
+    this.counts.delete += keys.length
+    return this.inner.deleteMany(keys)
+  }
+
   list(prefix: string): AsyncIterable<ListedObject> {
     this.counts.list++
     return this.inner.list(prefix)

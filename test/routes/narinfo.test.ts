@@ -25,6 +25,16 @@ t.test('nix-cache-info', async (t) => {
   t.match(response.headers['content-type'], /^text\/x-nix-cache-info/)
 })
 
+t.test('a narinfo whose reference is not in the cache is refused', async (t) => {
+  const app = await build(t)
+  const nar = await sample(t)
+  t.equal((await app.inject({ method: 'PUT', url: `/nar/${nar.hash}.nar`, payload: nar.bytes })).statusCode, 201)
+  const put = await app.inject({ method: 'PUT', url: `/${PATH_HASH}.narinfo`, payload: narinfoFor(nar, PATH_HASH, `References: ${OTHER_PATH_HASH}-dep`).replace('References: \n', '') })
+  t.equal(put.statusCode, 400)
+  t.match(put.body, /reference wpjqh28ynj0kdpgv9bbmhy126hp7rkxf is not in this cache/)
+  t.equal((await app.inject({ url: `/${PATH_HASH}.narinfo` })).statusCode, 404)
+})
+
 t.test('put a narinfo after its NAR; get it back signed', async (t) => {
   const dir = await tempDir(t)
   const key = generateSecretKey('cache.test-1')
@@ -38,6 +48,8 @@ t.test('put a narinfo after its NAR; get it back signed', async (t) => {
   t.equal((await app.inject({ method: 'HEAD', url: `/${PATH_HASH}.narinfo` })).statusCode, 404)
 
   t.equal((await app.inject({ method: 'PUT', url: '/nar/upload.nar', payload: nar.bytes })).statusCode, 201)
+  // Its reference goes first, as nix copy does: a narinfo whose closure is incomplete is refused.
+  t.equal((await app.inject({ method: 'PUT', url: `/${OTHER_PATH_HASH}.narinfo`, payload: narinfoFor(nar, OTHER_PATH_HASH) })).statusCode, 204)
   const uploaded = narinfoFor(nar, PATH_HASH, `References: ${OTHER_PATH_HASH}-dep ${PATH_HASH}-sample\nDeriver: ${OTHER_PATH_HASH}-sample.drv\nSystem: x86_64-linux\nSig: someone:${Buffer.alloc(64, 3).toString('base64')}`).replace('References: \n', '')
   const put = await app.inject({ method: 'PUT', url: `/${PATH_HASH}.narinfo`, payload: uploaded, headers: { 'content-type': 'text/x-nix-narinfo' } })
   t.equal(put.statusCode, 204, put.body)

@@ -8,6 +8,8 @@ export interface ConformanceOptions {
   listCount?: number
   /** Why the atomic-put check cannot run against this server, if it cannot. */
   skipAtomic?: string
+  /** Why this server cannot take concurrent deletes of neighbouring keys, if it cannot. */
+  skipDeleteMany?: string
 }
 
 const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex')
@@ -88,6 +90,18 @@ export function conformance(t: Test, make: (t: Test) => Promise<ObjectStore>, op
     await store.delete('deleted/object')
     t.equal(await store.get('deleted/object'), undefined)
     t.equal(await store.head('deleted/object'), undefined)
+  })
+
+  t.test('deleteMany: in batches, absent keys are fine, others stay', { skip: options.skipDeleteMany ?? false }, async (t) => {
+    const store = await make(t)
+    const keys = Array.from({ length: 1005 }, (_, index) => `many/${String(index).padStart(4, '0')}`)
+    await Promise.all(keys.slice(0, 40).map((key) => store.put(key, Buffer.from(key))))
+    await store.put('kept/object', Buffer.from('x'))
+    await store.deleteMany(keys)
+    await t.resolves(store.deleteMany([]), 'an empty batch is fine')
+    const left: string[] = []
+    for await (const object of store.list('')) left.push(object.key)
+    t.same(left, ['kept/object'])
   })
 
   t.test('list with a prefix, across pages', async (t) => {

@@ -1,0 +1,126 @@
+import type { Command } from 'commander'
+import { pino } from 'pino'
+import { Cas } from '../cas/cas.ts'
+import { prepareServer, resolveServerConfig, type ServeFlags, type ServerConfig } from '../config.ts'
+import { NixcasError } from '../errors.ts'
+import { deletePaths } from '../lifecycle/delete.ts'
+import { collectGarbage } from '../lifecycle/gc.ts'
+import { Pins } from '../lifecycle/pins.ts'
+import { formatGcReport } from '../lifecycle/report.ts'
+import { formatStats, storeStats } from '../lifecycle/stats.ts'
+import { verifyStore } from '../lifecycle/verify.ts'
+import type { StoreStack } from '../stores/compose.ts'
+import { parseDuration } from '../units.ts'
+
+/** What the narinfo cache of a replica holds a narinfo for at most (binary-cache.ts). */
+const REPLICA_NARINFO_TTL_MS = 60_000
+
+type SelectionFlags = Pick<ServeFlags, 'config' | 'store'>
+
+/** Adds the store selection `serve` has (a config file, or a store URL) to a command. */
+export function selecting(command: Command): Command {
+  return command.option('--config <file>', 'YAML or JSON configuration, as for serve [env NIXCAS_CONFIG]').option('--store <url>', 'a store URL instead of a file [env NIXCAS_STORE]')
+}
+
+/** Opens the configured store as `serve` would, runs `work` on it, closes it. */
+export async function withStore<T>(flags: SelectionFlags, work: (cas: Cas, config: ServerConfig, stack: StoreStack) => Promise<T>): Promise<T> {
+  const config = await resolveServerConfig({ config: flags.config, store: flags.store })
+  const { stack } = await prepareServer(config, { logger: pino({ level: 'warn' }, pino.destination(2)) })
+  try {
+    return await work(new Cas(stack.root), config, stack)
+  } finally {
+    await stack.close()
+  }
+}
+
+function duration(flag: string, text: string): number {
+  const value = parseDuration(text)
+  if (value === undefined) throw new NixcasError('BAD_REQUEST', `${flag}: ${JSON.stringify(text)} is not a duration (30d, 12h, 90s, 0s)`)
+  return value
+}
+
+export const print = (text: string): void => void process.stdout.write(text.endsWith('\n') ? text : `${text}\n`)
+
+export function addLifecycleCommands(program: Command): void {
+  selecting(program.command('gc'))
+    .description('delete what no kept path needs: paths outside the retention and the pins (with their closures), and the leftovers of failed uploads')
+    .option('--retain <duration>', 'keep paths pushed within this time, with their closures', '30d')
+    .option('--grace <duration>', 'never delete an object younger than this', '6h')
+    .option('--settle <duration>', "keep a deleted narinfo's NAR this long, as caches may still serve the narinfo (default: narinfoMaxAge plus a minute)")
+    .option('--dry-run', 'print what would be deleted, delete nothing')
+    .option('--force', 'run even though another run seems to be in progress (one that died)')
+    .option('--json', 'print the report as JSON')
+    .action(async (flags: SelectionFlags & { retain: string; grace: string; settle?: string; dryRun?: boolean; force?: boolean; json?: boolean }) => {
+      await withStore(flags, async (cas, config, stack) => {
+        const report = await collectGarbage(cas, {
+          retain: duration('--retain', flags.retain),
+          grace: duration('--grace', flags.grace),
+          settle: flags.settle === undefined ? config.narinfoMaxAge * 1000 + REPLICA_NARINFO_TTL_MS : duration('--settle', flags.settle),
+          dryRun: flags.dryRun,
+          force: flags.force,
+          storeDir: config.storeDir,
+          instances: stack.instances.values(),
+        })
+        print(flags.json ? JSON.stringify(report, null, 2) : formatGcReport(report))
+      })
+    })
+
+  const pin = program.command('pin').description('named sets of store paths whose closures garbage collection keeps')
+  selecting(pin.command('add'))
+    .description('pin store paths (and so their closures) under a name; adds to an existing pin')
+    .argument('<name>')
+    .argument('<store-paths...>')
+    .action(async (name: string, paths: string[], flags: SelectionFlags) => {
+      await withStore(flags, async (cas, config) => {
+        const pinned = await new Pins(cas.store, config.storeDir).add(name, paths)
+        print(`pin ${pinned.name}: ${pinned.paths.length} paths`)
+      })
+    })
+  selecting(pin.command('rm'))
+    .description('remove a pin (its paths are then kept only by retention)')
+    .argument('<name>')
+    .action(async (name: string, flags: SelectionFlags) => {
+      await withStore(flags, async (cas, config) => {
+        if (!(await new Pins(cas.store, config.storeDir).remove(name))) throw new NixcasError('BAD_REQUEST', `no pin named ${name}`)
+      })
+    })
+  selecting(pin.command('list'))
+    .description('print every pin and its store paths')
+    .action(async (flags: SelectionFlags) => {
+      await withStore(flags, async (cas, config) => {
+        for await (const pinned of new Pins(cas.store, config.storeDir).list()) print([pinned.name, ...pinned.paths.map((path) => `  ${path}`)].join('\n'))
+      })
+    })
+
+  selecting(program.command('verify'))
+    .description('re-read every path: closures complete, every NAR renders to its NarHash, every data pack matches its digest; exits 1 on findings')
+    .action(async (flags: SelectionFlags) => {
+      await withStore(flags, async (cas) => {
+        const report = await verifyStore(cas, { onFinding: (finding) => print(`${finding.key}: ${finding.problem}`) })
+        print(`verified ${report.paths} paths, ${report.nars} NARs, ${report.dataPacks} data packs: ${report.findings.length} findings`)
+        if (report.findings.length > 0) process.exitCode = 1
+      })
+    })
+
+  selecting(program.command('stats'))
+    .description('paths, logical and stored bytes, objects by kind (scans the store)')
+    .option('--json', 'print them as JSON')
+    .action(async (flags: SelectionFlags & { json?: boolean }) => {
+      await withStore(flags, async (cas) => {
+        const stats = await storeStats(cas)
+        print(flags.json ? JSON.stringify(stats, null, 2) : formatStats(stats))
+      })
+    })
+
+  selecting(program.command('delete'))
+    .description("remove store paths' narinfos (their objects go at the next gc); refused when a path that stays, or a pin, needs one")
+    .argument('<store-paths...>')
+    .option('--force', 'delete even when other paths reference them')
+    .action(async (paths: string[], flags: SelectionFlags & { force?: boolean }) => {
+      await withStore(flags, async (cas, config) => {
+        const result = await deletePaths(cas, paths, { storeDir: config.storeDir, force: flags.force })
+        for (const path of result.deleted) print(`deleted ${path}`)
+        for (const path of result.absent) print(`not in the cache: ${path}`)
+      })
+    })
+}
