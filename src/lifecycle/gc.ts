@@ -235,7 +235,8 @@ class Collection {
   private async uploadKept(object: ListedObject): Promise<boolean> {
     const text = await this.text(object.key)
     try {
-      return text !== undefined && this.marks.has(keys.narRecord(narHashOfKey(text)))
+      // The record is the NAR hash, then optionally the compression of the uploaded bytes (see Cas.getUpload).
+      return text !== undefined && this.marks.has(keys.narRecord(narHashOfKey(text.split(' ')[0] ?? '')))
     } catch (error) {
       if (isNixcasError(error)) return false
       throw error
