@@ -207,9 +207,10 @@ export class BinaryCache {
       throw new NixcasError('CONFLICT', `${stored.storePath} is already stored with ${what}; a store path's contents never change`)
     }
     // Checked after the claim, so a collection keeps what was found: a narinfo never goes up with its closure incomplete.
-    for (const reference of referenceHashes) {
-      if ((await this.cas.getPathInfo(reference)) === undefined) throw new NixcasError('BAD_NARINFO', `reference ${reference} is not in this cache; push it first (nix copy does)`)
-    }
+    // Read at once, not one after another: a narinfo may have dozens of references, each a round trip on S3.
+    const present = await Promise.all(referenceHashes.map(async (reference) => (await this.cas.getPathInfo(reference)) !== undefined))
+    const missing = referenceHashes.find((_, index) => !present[index])
+    if (missing !== undefined) throw new NixcasError('BAD_NARINFO', `reference ${missing} is not in this cache; push it first (nix copy does)`)
     await this.recordPath(hash, narinfo, entry.root, same ? stored.signatures : [])
   }
 
