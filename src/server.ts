@@ -18,6 +18,7 @@ import { UpstreamMetrics } from './cache/upstream/metrics.ts'
 import { UpstreamNarInfos } from './cache/upstream/narinfos.ts'
 import { PullThrough } from './cache/upstream/pull-through.ts'
 import { parsePublicKey } from './nix/signing.ts'
+import { AccessRecorder } from './lifecycle/access-recorder.ts'
 
 /** How often each replica reads the index segments others wrote. */
 const DEDUP_REFRESH_MS = 60_000
@@ -75,9 +76,14 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
     { tokens: config.auth.readTokens, users: config.auth.readUsers },
     config.host,
   )
+  const accessRecorder = new AccessRecorder(stack.root, { maxEntries: config.access.maxEntries, onError: (error) => logger.warn({ err: error }, 'writing access records failed') })
+  accessRecorder.start(config.access.flushInterval * 1000)
+  metrics.gauge('nixcas_access_pending_entries', 'Paths and NARs served since the last access record was written', () => [[{}, accessRecorder.size]])
+  metrics.gauge('nixcas_access_dropped_entries', 'Accesses not recorded because the recorder was full', () => [[{}, accessRecorder.dropped]])
   return {
     cache,
     nars,
+    accessRecorder,
     pullThrough,
     stack,
     metrics,

@@ -60,6 +60,12 @@ export const keys = {
   /** The NAR hashes of narinfos deleted in one batch, kept while clients and CDNs may still hold those narinfos. */
   tombstone: (name: string): string => `gc/tombstones/${name}`,
   tombstones: 'gc/tombstones/',
+  /**
+   * A batch of store paths and NARs one replica served (lifecycle/access-log.ts): a flush
+   * (`<time>-<replica>`) or a compaction of older ones written by garbage collection.
+   */
+  accessRecord: (name: string): string => `access/${name}`,
+  accessRecords: 'access/',
   /** Probed by /health: never written, so the answer is always "absent" from a store that works. */
   healthProbe: 'health/probe',
 } as const

@@ -10,7 +10,7 @@ import { formatGcReport } from '../lifecycle/report.ts'
 import { formatStats, storeStats } from '../lifecycle/stats.ts'
 import { verifyStore } from '../lifecycle/verify.ts'
 import type { StoreStack } from '../stores/compose.ts'
-import { parseDuration } from '../units.ts'
+import { parseDuration, parseSize } from '../units.ts'
 
 /** What the narinfo cache of a replica holds a narinfo for at most (binary-cache.ts). */
 const REPLICA_NARINFO_TTL_MS = 60_000
@@ -39,21 +39,29 @@ function duration(flag: string, text: string): number {
   return value
 }
 
+function size(flag: string, text: string): number {
+  const value = parseSize(text)
+  if (value === undefined) throw new NixcasError('BAD_REQUEST', `${flag}: ${JSON.stringify(text)} is not a size (10G, 500MiB, bytes)`)
+  return value
+}
+
 export const print = (text: string): void => void process.stdout.write(text.endsWith('\n') ? text : `${text}\n`)
 
 export function addLifecycleCommands(program: Command): void {
   selecting(program.command('gc'))
     .description('delete what no kept path needs: paths outside the retention and the pins (with their closures), and the leftovers of failed uploads')
-    .option('--retain <duration>', 'keep paths pushed within this time, with their closures', '30d')
+    .option('--retain <duration>', 'keep paths pushed or downloaded within this time, with their closures', '30d')
+    .option('--max-size <size>', 'then evict the least recently used paths (pushed or downloaded) until what the kept paths need fits (10G, 500MiB)')
     .option('--grace <duration>', 'never delete an object younger than this', '6h')
     .option('--settle <duration>', "keep a deleted narinfo's NAR this long, as caches may still serve the narinfo (default: narinfoMaxAge plus a minute)")
     .option('--dry-run', 'print what would be deleted, delete nothing')
     .option('--force', 'run even though another run seems to be in progress (one that died)')
     .option('--json', 'print the report as JSON')
-    .action(async (flags: SelectionFlags & { retain: string; grace: string; settle?: string; dryRun?: boolean; force?: boolean; json?: boolean }) => {
+    .action(async (flags: SelectionFlags & { retain: string; maxSize?: string; grace: string; settle?: string; dryRun?: boolean; force?: boolean; json?: boolean }) => {
       await withStore(flags, async (cas, config, stack) => {
         const report = await collectGarbage(cas, {
           retain: duration('--retain', flags.retain),
+          ...(flags.maxSize === undefined ? {} : { maxSize: size('--max-size', flags.maxSize) }),
           grace: duration('--grace', flags.grace),
           settle: flags.settle === undefined ? config.narinfoMaxAge * 1000 + REPLICA_NARINFO_TTL_MS : duration('--settle', flags.settle),
           dryRun: flags.dryRun,

@@ -115,6 +115,10 @@ export const settings = {
     sampleInterval: setting({ kind: duration('ms'), default: 1000, min: 10, max: 60_000, env: 'NIXCAS_PRESSURE_SAMPLE_INTERVAL', doc: 'How often load is sampled; the event loop delay is a mean over this interval.' }),
     retryAfter: setting({ kind: duration('s'), default: 10, min: 1, env: 'NIXCAS_PRESSURE_RETRY_AFTER', doc: 'Retry-After of a shed request.' }),
   },
+  access: {
+    flushInterval: setting({ kind: duration('s'), default: 300, min: 1, max: 86_400, env: 'NIXCAS_ACCESS_FLUSH_INTERVAL', doc: 'How often each replica writes the store paths and NARs it served since the last time (one small object in `access/`; also on shutdown): what retention and `maxSize` count as downloads.' }),
+    maxEntries: setting({ kind: integer, default: 100_000, min: 1, env: 'NIXCAS_ACCESS_MAX_ENTRIES', doc: 'Distinct paths and NARs one replica remembers between flushes (about 100 bytes each); a full replica flushes early.' }),
+  },
   // setTimeout fires at once for delays above 2^31-1 ms.
   shutdownTimeout: setting({ kind: duration('ms'), default: 10_000, max: 2 ** 31 - 1, env: 'NIXCAS_SHUTDOWN_TIMEOUT', doc: 'How long requests in flight may take to finish on SIGINT/SIGTERM.' }),
   logLevel: setting({ kind: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), default: 'info', env: 'NIXCAS_LOG_LEVEL', doc: 'Least severe level logged.' }),

@@ -8,6 +8,7 @@ import type { BinaryCache } from '../cache/binary-cache.ts'
 import type { NarService } from '../cache/nar-service.ts'
 import type { PullThrough } from '../cache/upstream/pull-through.ts'
 import type { StoreStack } from '../stores/compose.ts'
+import type { AccessRecorder } from '../lifecycle/access-recorder.ts'
 
 /** How routes answer: cache lifetimes and NAR compression. */
 export interface HttpSettings {
@@ -28,6 +29,8 @@ export interface ServicesOptions {
   settings: HttpSettings
   /** Shared by every upload: NAR ingests, and the small bodies routes read whole. */
   uploadBudget: ByteBudget
+  /** What this replica served, flushed to the store for retention and LRU eviction. */
+  accessRecorder: AccessRecorder
 }
 
 declare module 'fastify' {
@@ -41,6 +44,7 @@ declare module 'fastify' {
     access: AccessPolicy
     settings: HttpSettings
     uploadBudget: ByteBudget
+    accessRecorder: AccessRecorder
   }
 }
 
@@ -56,7 +60,10 @@ export default fp(
     fastify.decorate('access', options.access)
     fastify.decorate('settings', options.settings)
     fastify.decorate('uploadBudget', options.uploadBudget)
+    fastify.decorate('accessRecorder', options.accessRecorder)
     fastify.addHook('onClose', async () => {
+      // Before the stores close: what this replica served since its last flush is written.
+      await options.accessRecorder.close().catch(() => undefined)
       await options.pullThrough.close()
       await options.cache.close()
       await options.stack.close()

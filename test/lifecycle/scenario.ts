@@ -60,7 +60,7 @@ export async function checkExactlyNeeded(t: Test, store: ObjectStore, kept: read
   const present = await allKeys(store)
   const extra: string[] = []
   for (const key of present) {
-    if (needed.has(key) || key.startsWith(keys.pins)) continue
+    if (needed.has(key) || key.startsWith(keys.pins) || key.startsWith(keys.accessRecords)) continue
     const bytes = Buffer.from((await store.get(key)) ?? [])
     if (key.startsWith('uploads/') && keptNars.has(bytes.toString('latin1'))) continue
     if (key.startsWith(keys.indexSegments) && decodeIndexSegment(bytes).every((chunk) => packs.has(keys.dataPack(chunk.pack)))) continue
