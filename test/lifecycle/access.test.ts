@@ -1,5 +1,3 @@
-import { utimes } from 'node:fs/promises'
-import { join } from 'node:path'
 import t from 'tap'
 import { keys } from '../../src/cas/keys.ts'
 import { readAccessTimes } from '../../src/lifecycle/access-log.ts'
@@ -7,17 +5,11 @@ import { AccessRecorder } from '../../src/lifecycle/access-recorder.ts'
 import { MemoryStore } from '../../src/stores/memory.ts'
 import type { ObjectStore } from '../../src/stores/store.ts'
 import { build } from '../helpers/app.ts'
-import { fetched, type TestPath } from '../helpers/push.ts'
-import { allKeys, gc, openStore, pushedPair } from './scenario.ts'
+import { fetched } from '../helpers/push.ts'
+import { allKeys, gc, openStore, pushedAgo, pushedPair } from './scenario.ts'
 
 const DAY = 86_400_000
 const pathHash = (n: number): string => n.toString().padStart(32, '0')
-
-/** Makes paths look pushed `ago` ms before now (the fs store's time of an object is its mtime). */
-export async function pushedAgo(root: string, paths: readonly TestPath[], ago: number): Promise<void> {
-  const then = new Date(Date.now() - ago)
-  for (const path of paths) await utimes(join(root, keys.pathInfo(path.hash)), then, then)
-}
 
 t.test('the recorder writes one record per flush, bounded, and keeps what a failed flush held', async (t) => {
   const store = new MemoryStore('memory')

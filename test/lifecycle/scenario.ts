@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto'
+import { utimes } from 'node:fs/promises'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { Cas } from '../../src/cas/cas.ts'
@@ -144,4 +146,10 @@ export async function pinnedClosureSurvives(t: Test, config: StoreConfig, clock:
   const again = await gc(t, config)
   t.equal(deletedObjects(again), 0, 'a second run deletes nothing')
   t.same(again.deletedPaths, [])
+}
+
+/** Makes paths look pushed `ago` ms before now (the fs store's time of an object is its mtime). */
+export async function pushedAgo(root: string, paths: readonly TestPath[], ago: number): Promise<void> {
+  const then = new Date(Date.now() - ago)
+  for (const path of paths) await utimes(join(root, keys.pathInfo(path.hash)), then, then)
 }
