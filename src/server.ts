@@ -19,6 +19,8 @@ import { UpstreamNarInfos } from './cache/upstream/narinfos.ts'
 import { PullThrough } from './cache/upstream/pull-through.ts'
 import { parsePublicKey } from './nix/signing.ts'
 import { AccessRecorder } from './lifecycle/access-recorder.ts'
+import { GcScheduler } from './lifecycle/schedule.ts'
+import { defaultSettle } from './lifecycle/tombstones.ts'
 
 /** How often each replica reads the index segments others wrote. */
 const DEDUP_REFRESH_MS = 60_000
@@ -60,6 +62,7 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
     allowNarinfoOverwrite: config.allowNarinfoOverwrite,
     maxSignatures: config.maxSignatures,
     maxLogSize: config.maxLogSize,
+    gcWait: config.gc.narinfoWait,
     ingest: {
       maxNarSize: config.maxNarSize,
       maxBytesInFlight: config.uploadBytesInFlight,
@@ -80,10 +83,22 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
   accessRecorder.start(config.access.flushInterval * 1000)
   metrics.gauge('nixcas_access_pending_entries', 'Paths and NARs served since the last access record was written', () => [[{}, accessRecorder.size]])
   metrics.gauge('nixcas_access_dropped_entries', 'Accesses not recorded because the recorder was full', () => [[{}, accessRecorder.dropped]])
+  const gcScheduler = new GcScheduler(cas, {
+    interval: config.gc.interval * 1000,
+    retain: config.gc.retain * 1000,
+    ...(config.gc.maxSize === undefined ? {} : { maxSize: config.gc.maxSize }),
+    grace: config.gc.grace * 1000,
+    settle: config.gc.settle === undefined ? defaultSettle(config.narinfoMaxAge) : config.gc.settle * 1000,
+    storeDir: config.storeDir,
+    instances: [...stack.instances.values()],
+    logger: logger.child({ component: 'gc' }),
+  })
+  gcScheduler.register(metrics)
   return {
     cache,
     nars,
     accessRecorder,
+    gcScheduler,
     pullThrough,
     stack,
     metrics,
@@ -140,6 +155,7 @@ export async function startServer(config: ServerConfig, logger: Logger = pino({ 
     )
   }
   learn()
+  options.gcScheduler.start()
   const timer = setInterval(learn, DEDUP_REFRESH_MS).unref()
   const stopLearning = (): void => {
     clearInterval(timer)

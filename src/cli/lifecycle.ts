@@ -9,11 +9,10 @@ import { Pins } from '../lifecycle/pins.ts'
 import { formatGcReport } from '../lifecycle/report.ts'
 import { formatStats, storeStats } from '../lifecycle/stats.ts'
 import { verifyStore } from '../lifecycle/verify.ts'
+import { defaultSettle } from '../lifecycle/tombstones.ts'
+import { recordGc, writeStats } from '../lifecycle/records.ts'
 import type { StoreStack } from '../stores/compose.ts'
 import { parseDuration, parseSize } from '../units.ts'
-
-/** What the narinfo cache of a replica holds a narinfo for at most (binary-cache.ts). */
-const REPLICA_NARINFO_TTL_MS = 60_000
 
 type SelectionFlags = Pick<ServeFlags, 'config' | 'store'>
 
@@ -59,16 +58,18 @@ export function addLifecycleCommands(program: Command): void {
     .option('--json', 'print the report as JSON')
     .action(async (flags: SelectionFlags & { retain: string; maxSize?: string; grace: string; settle?: string; dryRun?: boolean; force?: boolean; json?: boolean }) => {
       await withStore(flags, async (cas, config, stack) => {
+        const started = Date.now()
         const report = await collectGarbage(cas, {
           retain: duration('--retain', flags.retain),
           ...(flags.maxSize === undefined ? {} : { maxSize: size('--max-size', flags.maxSize) }),
           grace: duration('--grace', flags.grace),
-          settle: flags.settle === undefined ? config.narinfoMaxAge * 1000 + REPLICA_NARINFO_TTL_MS : duration('--settle', flags.settle),
+          settle: flags.settle === undefined ? defaultSettle(config.narinfoMaxAge) : duration('--settle', flags.settle),
           dryRun: flags.dryRun,
           force: flags.force,
           storeDir: config.storeDir,
           instances: stack.instances.values(),
         })
+        if (!report.dryRun) await recordGc(cas.store, report, started, Date.now())
         print(flags.json ? JSON.stringify(report, null, 2) : formatGcReport(report))
       })
     })
@@ -111,11 +112,12 @@ export function addLifecycleCommands(program: Command): void {
     })
 
   selecting(program.command('stats'))
-    .description('paths, logical and stored bytes, objects by kind (scans the store)')
+    .description('paths, logical and stored bytes, objects by kind (scans the store; recorded for /metrics)')
     .option('--json', 'print them as JSON')
     .action(async (flags: SelectionFlags & { json?: boolean }) => {
       await withStore(flags, async (cas) => {
         const stats = await storeStats(cas)
+        await writeStats(cas.store, { ...stats, taken: Date.now(), source: 'stats' })
         print(flags.json ? JSON.stringify(stats, null, 2) : formatStats(stats))
       })
     })

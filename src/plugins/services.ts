@@ -9,6 +9,7 @@ import type { NarService } from '../cache/nar-service.ts'
 import type { PullThrough } from '../cache/upstream/pull-through.ts'
 import type { StoreStack } from '../stores/compose.ts'
 import type { AccessRecorder } from '../lifecycle/access-recorder.ts'
+import type { GcScheduler } from '../lifecycle/schedule.ts'
 
 /** How routes answer: cache lifetimes and NAR compression. */
 export interface HttpSettings {
@@ -31,6 +32,8 @@ export interface ServicesOptions {
   uploadBudget: ByteBudget
   /** What this replica served, flushed to the store for retention and LRU eviction. */
   accessRecorder: AccessRecorder
+  /** Scheduled garbage collection and the recorded store figures (started by the server, looked at by tests). */
+  gcScheduler: GcScheduler
 }
 
 declare module 'fastify' {
@@ -45,6 +48,7 @@ declare module 'fastify' {
     settings: HttpSettings
     uploadBudget: ByteBudget
     accessRecorder: AccessRecorder
+    gcScheduler: GcScheduler
   }
 }
 
@@ -61,7 +65,9 @@ export default fp(
     fastify.decorate('settings', options.settings)
     fastify.decorate('uploadBudget', options.uploadBudget)
     fastify.decorate('accessRecorder', options.accessRecorder)
+    fastify.decorate('gcScheduler', options.gcScheduler)
     fastify.addHook('onClose', async () => {
+      options.gcScheduler.stop()
       // Before the stores close: what this replica served since its last flush is written.
       await options.accessRecorder.close().catch(() => undefined)
       await options.pullThrough.close()
