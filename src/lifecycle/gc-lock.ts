@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { keys } from '../cas/keys.ts'
-import type { ListedObject, ObjectStore } from '../stores/store.ts'
+import type { ObjectStore } from '../stores/store.ts'
 
 export interface GcLockOptions {
   /** A bid whose holder has not renewed it for this long is dead (its replica died mid-run) and is removed. */
@@ -28,7 +28,7 @@ async function readBids(store: ObjectStore): Promise<Bid[]> {
     if (!bid) bids.set(id, (bid = { id, placed: Infinity, alive: -Infinity, keys: [] }))
     return bid
   }
-  for await (const object of store.list(keys.gcLocks) as AsyncIterable<ListedObject>) {
+  for await (const object of store.list(keys.gcLocks)) {
     const name = object.key.slice(keys.gcLocks.length)
     const renewal = name.endsWith('.renewed')
     const bid = bidOf(renewal ? name.slice(0, -'.renewed'.length) : name)
