@@ -8,7 +8,8 @@ import { collectGarbage } from '../lifecycle/gc.ts'
 import { Pins } from '../lifecycle/pins.ts'
 import { formatGcReport } from '../lifecycle/report.ts'
 import { formatStats, storeStats } from '../lifecycle/stats.ts'
-import { verifyStore } from '../lifecycle/verify.ts'
+import { verifyStore, type VerifyReport } from '../lifecycle/verify.ts'
+import { copyHolders, repairFindings } from '../lifecycle/repair.ts'
 import { defaultSettle } from '../lifecycle/tombstones.ts'
 import { recordGc, writeStats } from '../lifecycle/records.ts'
 import type { StoreStack } from '../stores/compose.ts'
@@ -102,11 +103,22 @@ export function addLifecycleCommands(program: Command): void {
     })
 
   selecting(program.command('verify'))
-    .description('re-read every path: closures complete, every NAR renders to its NarHash, every data pack matches its digest; exits 1 on findings')
-    .action(async (flags: SelectionFlags) => {
-      await withStore(flags, async (cas) => {
-        const report = await verifyStore(cas, { onFinding: (finding) => print(`${finding.key}: ${finding.problem}`) })
-        print(`verified ${report.paths} paths, ${report.nars} NARs, ${report.dataPacks} data packs: ${report.findings.length} findings`)
+    .description('re-read every path: closures complete, every NAR renders to its NarHash, every copy of every data pack matches its digest; exits 1 on findings')
+    .option('--repair', 'replace corrupt copies of data packs by a good copy from another store of the composition, then verify again')
+    .action(async (flags: SelectionFlags & { repair?: boolean }) => {
+      await withStore(flags, async (cas, _config, stack) => {
+        const copies = copyHolders(stack.instances.values())
+        const verify = (): Promise<VerifyReport> => verifyStore(cas, { copies, onFinding: (finding) => print(`${finding.key}: ${finding.problem}`) })
+        let report = await verify()
+        print(`verified ${report.paths} paths, ${report.nars} NARs, ${report.dataPacks} data pack copies: ${report.findings.length} findings`)
+        if (flags.repair && report.findings.length > 0) {
+          for (const action of await repairFindings(report.findings, copies)) {
+            if (action.repaired.length > 0) print(`${action.key}: corrupt copy replaced in ${action.repaired.join(', ')}`)
+            if (action.unrepaired.length > 0) print(`${action.key}: no good copy anywhere; left in ${action.unrepaired.join(', ')}`)
+          }
+          report = await verify()
+          print(`after repair: ${report.findings.length} findings`)
+        }
         if (report.findings.length > 0) process.exitCode = 1
       })
     })
