@@ -107,12 +107,14 @@ export function addLifecycleCommands(program: Command): void {
     .option('--repair', 'replace corrupt copies of data packs by a good copy from another store of the composition, then verify again')
     .action(async (flags: SelectionFlags & { repair?: boolean }) => {
       await withStore(flags, async (cas, _config, stack) => {
-        const copies = copyHolders(stack.instances.values())
+        // With one backend the root (with its retries) reads it; with several, each copy is read.
+        const holders = copyHolders(stack.instances.values())
+        const copies = holders.length > 1 ? holders : undefined
         const verify = (): Promise<VerifyReport> => verifyStore(cas, { copies, onFinding: (finding) => print(`${finding.key}: ${finding.problem}`) })
         let report = await verify()
         print(`verified ${report.paths} paths, ${report.nars} NARs, ${report.dataPacks} data pack copies: ${report.findings.length} findings`)
         if (flags.repair && report.findings.length > 0) {
-          for (const action of await repairFindings(report.findings, copies)) {
+          for (const action of await repairFindings(report.findings, holders)) {
             if (action.repaired.length > 0) print(`${action.key}: corrupt copy replaced in ${action.repaired.join(', ')}`)
             if (action.unrepaired.length > 0) print(`${action.key}: no good copy anywhere; left in ${action.unrepaired.join(', ')}`)
           }
