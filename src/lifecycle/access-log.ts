@@ -14,7 +14,8 @@ import type { ObjectStore } from '../stores/store.ts'
  * the record's own (the store's clock, the same clock push times are read from).
  */
 const HEADER = 'nixcas-access 1'
-const ENTRY = /^([pn])([0-9a-z]{32}|[0-9a-z]{52})(?: (\d{1,16}))?$/
+/** Hashes in Nix's base-32 alphabet only, so a damaged record can never make a NAR hash that fails to decode. */
+const ENTRY = /^([pn])([0-9abcdfghijklmnpqrsvwxyz]{32}|[0-9abcdfghijklmnpqrsvwxyz]{52})(?: (\d{1,16}))?$/
 /** Entries per compacted record, so no single object grows with the store. */
 const COMPACT_ENTRIES = 50_000
 

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { keys } from '../../src/cas/keys.ts'
-import { readAccessTimes } from '../../src/lifecycle/access-log.ts'
+import { AccessTimes, readAccessTimes } from '../../src/lifecycle/access-log.ts'
 import { AccessRecorder } from '../../src/lifecycle/access-recorder.ts'
 import { MemoryStore } from '../../src/stores/memory.ts'
 import type { ObjectStore } from '../../src/stores/store.ts'
@@ -27,6 +27,12 @@ t.test('the recorder writes one record per flush, bounded, and keeps what a fail
   t.same([...times.paths.keys()].sort(), [pathHash(0), pathHash(1), pathHash(2), pathHash(4)])
   t.same([...times.nars.keys()], ['1'.repeat(52)])
   t.equal(times.records.length, 3, 'the full recorder flushed early, then on close')
+
+  const damaged = new AccessTimes()
+  damaged.merge(`nixcas-access 1\np${'e'.repeat(32)}\nn${'1'.repeat(32)}\np${pathHash(9)} 12\nx\n`, 1000)
+  t.same([[...damaged.paths], [...damaged.nars]], [[[pathHash(9), 12]], []], 'lines that are not entries (not base-32, wrong length) are skipped')
+  damaged.merge(`nixcas-access 2\np${pathHash(8)}\n`, 1000)
+  t.notOk(damaged.paths.has(pathHash(8)), 'a record of another version is not read')
 
   const failing: ObjectStore = Object.assign(Object.create(store) as ObjectStore, { put: () => Promise.reject(new Error('down')) })
   const errors: unknown[] = []
