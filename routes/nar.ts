@@ -88,6 +88,7 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
       return sendNotFound(reply, 'no such NAR')
     }
     const { file, found: nar } = located
+    fastify.accessRecorder.nar(file.narHash)
     if (file.compression !== 'none') {
       // Any bytes that decompress to the NAR will do (Nix checks the NarHash after decoding): the codec's fast level.
       narHeaders(reply, undefined)

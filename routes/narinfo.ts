@@ -16,6 +16,7 @@ export default async function narinfoRoutes(fastify: FastifyInstance): Promise<v
     if (text === undefined) {
       return sendNotFound(reply, 'no such path')
     }
+    fastify.accessRecorder.path(request.params.hash)
     reply.header('cache-control', `public, max-age=${fastify.settings.narinfoMaxAge}`)
     return sendText(request, reply, 'text/x-nix-narinfo', text)
   })

@@ -18,6 +18,9 @@ import { UpstreamMetrics } from './cache/upstream/metrics.ts'
 import { UpstreamNarInfos } from './cache/upstream/narinfos.ts'
 import { PullThrough } from './cache/upstream/pull-through.ts'
 import { parsePublicKey } from './nix/signing.ts'
+import { AccessRecorder } from './lifecycle/access-recorder.ts'
+import { GcScheduler } from './lifecycle/schedule.ts'
+import { defaultSettle } from './lifecycle/tombstones.ts'
 
 /** How often each replica reads the index segments others wrote. */
 const DEDUP_REFRESH_MS = 60_000
@@ -59,6 +62,7 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
     allowNarinfoOverwrite: config.allowNarinfoOverwrite,
     maxSignatures: config.maxSignatures,
     maxLogSize: config.maxLogSize,
+    gcWait: config.gc.narinfoWait,
     ingest: {
       maxNarSize: config.maxNarSize,
       maxBytesInFlight: config.uploadBytesInFlight,
@@ -75,9 +79,26 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
     { tokens: config.auth.readTokens, users: config.auth.readUsers },
     config.host,
   )
+  const accessRecorder = new AccessRecorder(stack.root, { maxEntries: config.access.maxEntries, onError: (error) => logger.warn({ err: error }, 'writing access records failed') })
+  accessRecorder.start(config.access.flushInterval * 1000)
+  metrics.gauge('nixcas_access_pending_entries', 'Paths and NARs served since the last access record was written', () => [[{}, accessRecorder.size]])
+  metrics.gauge('nixcas_access_dropped_entries', 'Accesses not recorded because the recorder was full', () => [[{}, accessRecorder.dropped]])
+  const gcScheduler = new GcScheduler(cas, {
+    interval: config.gc.interval * 1000,
+    retain: config.gc.retain * 1000,
+    ...(config.gc.maxSize === undefined ? {} : { maxSize: config.gc.maxSize }),
+    grace: config.gc.grace * 1000,
+    settle: config.gc.settle === undefined ? defaultSettle(config.narinfoMaxAge) : config.gc.settle * 1000,
+    storeDir: config.storeDir,
+    instances: [...stack.instances.values()],
+    logger: logger.child({ component: 'gc' }),
+  })
+  gcScheduler.register(metrics)
   return {
     cache,
     nars,
+    accessRecorder,
+    gcScheduler,
     pullThrough,
     stack,
     metrics,
@@ -134,6 +155,7 @@ export async function startServer(config: ServerConfig, logger: Logger = pino({ 
     )
   }
   learn()
+  options.gcScheduler.start()
   const timer = setInterval(learn, DEDUP_REFRESH_MS).unref()
   const stopLearning = (): void => {
     clearInterval(timer)

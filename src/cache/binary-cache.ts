@@ -38,6 +38,8 @@ export interface BinaryCacheOptions {
   maxSignatures: number
   /** Largest build log accepted, uncompressed. */
   maxLogSize: number
+  /** How long a narinfo PUT waits while a garbage collection deletes (ms); default GC_WAIT_MS. */
+  gcWait?: number
   /** Asked for the narinfo of a path not stored here (pull-through): the upstream's narinfo and what to answer. */
   upstreams?: { lookup(hash: string): Promise<{ narinfo: NarInfo; text: string } | undefined> }
 }
@@ -192,7 +194,7 @@ export class BinaryCache {
 
   private async publishNarInfo(hash: string, narinfo: NarInfo, lease: Lease): Promise<void> {
     const referenceHashes = narinfo.references.map((reference) => reference.slice(0, STORE_PATH_HASH_LENGTH)).filter((reference) => reference !== hash)
-    await lease.claimForNarInfo(narinfo.narHash, referenceHashes)
+    await lease.claimForNarInfo(narinfo.narHash, referenceHashes, { maxWait: this.options.gcWait })
     const entry = await this.cas.getNarRecord(narinfo.narHash)
     if (entry === undefined) throw new NixcasError('BAD_NARINFO', `no NAR with NarHash ${formatNixHash(narinfo.narHash)} was uploaded`)
     if (entry.narSize !== narinfo.narSize) throw new NixcasError('BAD_NARINFO', `NarSize ${narinfo.narSize} differs from the uploaded NAR's ${entry.narSize} bytes`)

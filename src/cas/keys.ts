@@ -57,9 +57,26 @@ export const keys = {
   /** A garbage collection run's record: its phase, so writers know when old objects may vanish. */
   gcRun: (run: string): string => `gc/runs/${run}`,
   gcRuns: 'gc/runs/',
+  /**
+   * A replica's bid for the scheduled-GC lock (lifecycle/gc-lock.ts): never rewritten, so its
+   * time orders the bids; the renewal beside it says the holder lives.
+   */
+  gcLock: (id: string): string => `gc/locks/${id}`,
+  gcLockRenewal: (id: string): string => `gc/locks/${id}.renewed`,
+  gcLocks: 'gc/locks/',
+  /** The summary of the last garbage collection that finished (any replica, or the CLI). */
+  gcLast: 'gc/last',
+  /** The store's figures (paths, bytes, objects by kind) from the last gc or stats run, for /metrics. */
+  statsRecord: 'stats/last',
   /** The NAR hashes of narinfos deleted in one batch, kept while clients and CDNs may still hold those narinfos. */
   tombstone: (name: string): string => `gc/tombstones/${name}`,
   tombstones: 'gc/tombstones/',
+  /**
+   * A batch of store paths and NARs one replica served (lifecycle/access-log.ts): a flush
+   * (`<time>-<replica>`) or a compaction of older ones written by garbage collection.
+   */
+  accessRecord: (name: string): string => `access/${name}`,
+  accessRecords: 'access/',
   /** Probed by /health: never written, so the answer is always "absent" from a store that works. */
   healthProbe: 'health/probe',
 } as const

@@ -39,7 +39,7 @@ import { keys } from './keys.ts'
 export const LEASE_TTL_MS = 15 * 60_000
 /** How often a living lease or run renews its record. */
 const RENEW_MS = LEASE_TTL_MS / 5
-/** How long a narinfo PUT waits for a deleting run to end before it answers GC_IN_PROGRESS. */
+/** How long a narinfo PUT waits for a deleting run to end before it answers GC_IN_PROGRESS, unless configured (`gc.narinfoWait`). */
 export const GC_WAIT_MS = 30_000
 /** How often a writer waiting for a deleting run looks again. */
 const WAIT_STEP_MS = 200
@@ -150,8 +150,8 @@ export class Lease {
   }
 
   /** Claims what a narinfo relies on (its NAR record and the paths it references) and waits out a deleting run. */
-  claimForNarInfo(narHash: NixHash, referenceHashes: readonly string[], signal?: AbortSignal): Promise<boolean> {
-    return this.claimAndWait([keys.narRecord(narHash), ...referenceHashes.map((hash) => keys.pathInfo(hash))], GC_WAIT_MS, signal)
+  claimForNarInfo(narHash: NixHash, referenceHashes: readonly string[], options: { maxWait?: number; signal?: AbortSignal } = {}): Promise<boolean> {
+    return this.claimAndWait([keys.narRecord(narHash), ...referenceHashes.map((hash) => keys.pathInfo(hash))], options.maxWait ?? GC_WAIT_MS, options.signal)
   }
 
   /** Ends the lease: deleted, unless a run is deleting (it may not have read the lease yet): then marked closed, for the next run to delete. */

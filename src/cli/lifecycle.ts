@@ -8,12 +8,12 @@ import { collectGarbage } from '../lifecycle/gc.ts'
 import { Pins } from '../lifecycle/pins.ts'
 import { formatGcReport } from '../lifecycle/report.ts'
 import { formatStats, storeStats } from '../lifecycle/stats.ts'
-import { verifyStore } from '../lifecycle/verify.ts'
+import { verifyStore, type VerifyReport } from '../lifecycle/verify.ts'
+import { copyHolders, repairFindings } from '../lifecycle/repair.ts'
+import { defaultSettle } from '../lifecycle/tombstones.ts'
+import { recordGc, writeStats } from '../lifecycle/records.ts'
 import type { StoreStack } from '../stores/compose.ts'
-import { parseDuration } from '../units.ts'
-
-/** What the narinfo cache of a replica holds a narinfo for at most (binary-cache.ts). */
-const REPLICA_NARINFO_TTL_MS = 60_000
+import { parseDuration, parseSize } from '../units.ts'
 
 type SelectionFlags = Pick<ServeFlags, 'config' | 'store'>
 
@@ -39,28 +39,38 @@ function duration(flag: string, text: string): number {
   return value
 }
 
+function size(flag: string, text: string): number {
+  const value = parseSize(text)
+  if (value === undefined) throw new NixcasError('BAD_REQUEST', `${flag}: ${JSON.stringify(text)} is not a size (10G, 500MiB, bytes)`)
+  return value
+}
+
 export const print = (text: string): void => void process.stdout.write(text.endsWith('\n') ? text : `${text}\n`)
 
 export function addLifecycleCommands(program: Command): void {
   selecting(program.command('gc'))
     .description('delete what no kept path needs: paths outside the retention and the pins (with their closures), and the leftovers of failed uploads')
-    .option('--retain <duration>', 'keep paths pushed within this time, with their closures', '30d')
+    .option('--retain <duration>', 'keep paths pushed or downloaded within this time, with their closures', '30d')
+    .option('--max-size <size>', 'then evict the least recently used paths (pushed or downloaded) until what the kept paths need fits (10G, 500MiB)')
     .option('--grace <duration>', 'never delete an object younger than this', '6h')
     .option('--settle <duration>', "keep a deleted narinfo's NAR this long, as caches may still serve the narinfo (default: narinfoMaxAge plus a minute)")
     .option('--dry-run', 'print what would be deleted, delete nothing')
     .option('--force', 'run even though another run seems to be in progress (one that died)')
     .option('--json', 'print the report as JSON')
-    .action(async (flags: SelectionFlags & { retain: string; grace: string; settle?: string; dryRun?: boolean; force?: boolean; json?: boolean }) => {
+    .action(async (flags: SelectionFlags & { retain: string; maxSize?: string; grace: string; settle?: string; dryRun?: boolean; force?: boolean; json?: boolean }) => {
       await withStore(flags, async (cas, config, stack) => {
+        const started = Date.now()
         const report = await collectGarbage(cas, {
           retain: duration('--retain', flags.retain),
+          ...(flags.maxSize === undefined ? {} : { maxSize: size('--max-size', flags.maxSize) }),
           grace: duration('--grace', flags.grace),
-          settle: flags.settle === undefined ? config.narinfoMaxAge * 1000 + REPLICA_NARINFO_TTL_MS : duration('--settle', flags.settle),
+          settle: flags.settle === undefined ? defaultSettle(config.narinfoMaxAge) : duration('--settle', flags.settle),
           dryRun: flags.dryRun,
           force: flags.force,
           storeDir: config.storeDir,
           instances: stack.instances.values(),
         })
+        if (!report.dryRun) await recordGc(cas.store, report, started, Date.now())
         print(flags.json ? JSON.stringify(report, null, 2) : formatGcReport(report))
       })
     })
@@ -93,21 +103,35 @@ export function addLifecycleCommands(program: Command): void {
     })
 
   selecting(program.command('verify'))
-    .description('re-read every path: closures complete, every NAR renders to its NarHash, every data pack matches its digest; exits 1 on findings')
-    .action(async (flags: SelectionFlags) => {
-      await withStore(flags, async (cas) => {
-        const report = await verifyStore(cas, { onFinding: (finding) => print(`${finding.key}: ${finding.problem}`) })
-        print(`verified ${report.paths} paths, ${report.nars} NARs, ${report.dataPacks} data packs: ${report.findings.length} findings`)
+    .description('re-read every path: closures complete, every NAR renders to its NarHash, every copy of every data pack matches its digest; exits 1 on findings')
+    .option('--repair', 'replace corrupt copies of data packs by a good copy from another store of the composition, then verify again')
+    .action(async (flags: SelectionFlags & { repair?: boolean }) => {
+      await withStore(flags, async (cas, _config, stack) => {
+        // With one backend the root (with its retries) reads it; with several, each copy is read.
+        const holders = copyHolders(stack.instances.values())
+        const copies = holders.length > 1 ? holders : undefined
+        const verify = (): Promise<VerifyReport> => verifyStore(cas, { copies, onFinding: (finding) => print(`${finding.key}: ${finding.problem}`) })
+        let report = await verify()
+        print(`verified ${report.paths} paths, ${report.nars} NARs, ${report.dataPacks} data pack copies: ${report.findings.length} findings`)
+        if (flags.repair && report.findings.length > 0) {
+          for (const action of await repairFindings(report.findings, holders)) {
+            if (action.repaired.length > 0) print(`${action.key}: corrupt copy replaced in ${action.repaired.join(', ')}`)
+            if (action.unrepaired.length > 0) print(`${action.key}: no good copy anywhere; left in ${action.unrepaired.join(', ')}`)
+          }
+          report = await verify()
+          print(`after repair: ${report.findings.length} findings`)
+        }
         if (report.findings.length > 0) process.exitCode = 1
       })
     })
 
   selecting(program.command('stats'))
-    .description('paths, logical and stored bytes, objects by kind (scans the store)')
+    .description('paths, logical and stored bytes, objects by kind (scans the store; recorded for /metrics)')
     .option('--json', 'print them as JSON')
     .action(async (flags: SelectionFlags & { json?: boolean }) => {
       await withStore(flags, async (cas) => {
         const stats = await storeStats(cas)
+        await writeStats(cas.store, { ...stats, taken: Date.now(), source: 'stats' })
         print(flags.json ? JSON.stringify(stats, null, 2) : formatStats(stats))
       })
     })

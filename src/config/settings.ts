@@ -115,6 +115,18 @@ export const settings = {
     sampleInterval: setting({ kind: duration('ms'), default: 1000, min: 10, max: 60_000, env: 'NIXCAS_PRESSURE_SAMPLE_INTERVAL', doc: 'How often load is sampled; the event loop delay is a mean over this interval.' }),
     retryAfter: setting({ kind: duration('s'), default: 10, min: 1, env: 'NIXCAS_PRESSURE_RETRY_AFTER', doc: 'Retry-After of a shed request.' }),
   },
+  gc: {
+    interval: setting({ kind: duration('s'), default: 0, env: 'NIXCAS_GC_INTERVAL', doc: 'Run garbage collection in the server this often (one replica at a time, through a lock in the store); 0 turns it off. At least 1m.', check: (value) => (value !== 0 && value < 60 ? 'must be 0 (off) or at least 1m' : undefined) }),
+    retain: setting({ kind: duration('s'), default: 30 * 86_400, env: 'NIXCAS_GC_RETAIN', doc: 'Scheduled GC keeps paths pushed or downloaded within this time, with their closures (as `nixcas gc --retain`).' }),
+    maxSize: setting({ kind: size, min: 1, env: 'NIXCAS_GC_MAX_SIZE', doc: 'Scheduled GC then evicts the least recently used paths until what the kept paths need fits (as `nixcas gc --max-size`); no limit when unset.' }),
+    grace: setting({ kind: duration('s'), default: 6 * 3600, env: 'NIXCAS_GC_GRACE', doc: 'Scheduled GC never deletes an object younger than this; make it longer than any upload takes.' }),
+    settle: setting({ kind: duration('s'), env: 'NIXCAS_GC_SETTLE', doc: "How long a deleted narinfo's NAR stays fetchable, as caches may still serve the narinfo; when unset, `narinfoMaxAge` plus a minute." }),
+    narinfoWait: setting({ kind: duration('ms'), default: 30_000, max: 600_000, env: 'NIXCAS_GC_NARINFO_WAIT', doc: 'How long a narinfo PUT that relies on existing objects waits while a collection is deleting, before it answers a retryable 503 (which can fail `nix copy`; see the README).' }),
+  },
+  access: {
+    flushInterval: setting({ kind: duration('s'), default: 300, min: 1, max: 86_400, env: 'NIXCAS_ACCESS_FLUSH_INTERVAL', doc: 'How often each replica writes the store paths and NARs it served since the last time (one small object in `access/`; also on shutdown): what retention and `maxSize` count as downloads.' }),
+    maxEntries: setting({ kind: integer, default: 100_000, min: 1, env: 'NIXCAS_ACCESS_MAX_ENTRIES', doc: 'Distinct paths and NARs one replica remembers between flushes (about 100 bytes each); a full replica flushes early.' }),
+  },
   // setTimeout fires at once for delays above 2^31-1 ms.
   shutdownTimeout: setting({ kind: duration('ms'), default: 10_000, max: 2 ** 31 - 1, env: 'NIXCAS_SHUTDOWN_TIMEOUT', doc: 'How long requests in flight may take to finish on SIGINT/SIGTERM.' }),
   logLevel: setting({ kind: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), default: 'info', env: 'NIXCAS_LOG_LEVEL', doc: 'Least severe level logged.' }),

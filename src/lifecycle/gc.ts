@@ -13,14 +13,18 @@ import { STORE_PATH_HASH_LENGTH, parseStorePathBase } from '../nix/store-path.ts
 import { CacheStore } from '../stores/cache.ts'
 import { FsStore } from '../stores/fs.ts'
 import type { ListedObject, ObjectStore } from '../stores/store.ts'
+import { compactAccessTimes, readAccessTimes, type AccessTimes } from './access-log.ts'
 import { MarkSet, PackUsage, markNar } from './mark.ts'
+import { chooseRoots } from './policy.ts'
 import { Pins } from './pins.ts'
 import { Sweeper, sweepNear, tallyOf, type Tally } from './sweep.ts'
 import { tombstonedNars, writeTombstone } from './tombstones.ts'
 
 export interface GcOptions {
-  /** Paths whose narinfo was written (pushed) within this many ms are kept, with their closures. */
+  /** Paths pushed or downloaded within this many ms are kept, with their closures. */
   retain: number
+  /** After retention, least recently used paths are evicted until what the kept paths need fits in this many bytes (see policy.ts). */
+  maxSize?: number
   /** No object younger than this many ms is deleted. */
   grace: number
   /**
@@ -45,6 +49,14 @@ export interface GcReport {
   keptPaths: number
   /** Store paths whose narinfo went (or would go). */
   deletedPaths: string[]
+  /** Of those, paths retention kept but `maxSize` evicted. */
+  evictedPaths: string[]
+  /** With `maxSize`: the bytes the kept paths need, as the budget counts them. */
+  keptBytes?: number
+  /** NAR bytes of the kept paths (what Nix would download, uncompressed). */
+  keptNarBytes: number
+  /** Access records merged, and the compacted records written in their place. */
+  accessRecords: { read: number; written: number }
   /** Kept paths' references that are not in the cache (pushed without them, or deleted by hand). */
   missingReferences: string[]
   deleted: Record<string, Tally>
@@ -136,6 +148,10 @@ class Collection {
   private readonly keptLogNames = new Set<string>()
   private readonly missingReferences = new Set<string>()
   private leases: LeaseView[] = []
+  private access: AccessTimes | undefined
+  private evicted: string[] = []
+  private keptBytes: number | undefined
+  private keptNarBytes = 0
   private cutoff: number
 
   constructor(
@@ -161,6 +177,7 @@ class Collection {
         continue
       }
       this.keptPaths.add(hash)
+      this.keptNarBytes += info.narSize
       this.marks.add(keys.pathInfo(hash))
       if (!(await markNar(this.cas, this.marks, this.usage, info.narHash))) this.missingReferences.add(`${info.storePath} → its NAR`)
       if (info.deriver !== undefined) this.keptLogNames.add(keys.logName(parseStorePathBase(info.deriver)))
@@ -173,8 +190,11 @@ class Collection {
     const pinned: string[] = []
     for await (const path of new Pins(this.store, this.options.storeDir).pinnedPaths()) pinned.push(path.hash)
     await this.keepClosures(pinned)
-    const since = Math.min(this.started - this.options.retain, this.cutoff)
-    await this.keepListed('info/', since, (object) => this.keepClosures([lastSegment(object.key)]))
+    this.access = await readAccessTimes(this.store)
+    const choice = await chooseRoots(this.cas, { retainedSince: this.started - this.options.retain, youngSince: this.cutoff, maxSize: this.options.maxSize, pinned, access: this.access })
+    this.evicted = choice.evicted
+    this.keptBytes = choice.keptBytes
+    await this.keepClosures(choice.roots)
     for await (const narHash of tombstonedNars(this.cas, this.started - (this.options.settle ?? 0))) await this.markNarOf(narHash)
   }
 
@@ -313,6 +333,8 @@ class Collection {
     })
     await sweeper.sweep('logs/', (object) => this.marks.has(object.key))
     await this.sweepLeasesAndRuns(sweeper)
+    const access = this.access
+    const accessWritten = access === undefined || this.dryRun ? 0 : await compactAccessTimes(this.store, access, { path: (hash) => this.keptPaths.has(hash), nar: (hash) => this.marks.has(keys.narRecord(narHashOfKey(hash))) })
 
     const near = tallyOf()
     for (const store of nears) {
@@ -331,6 +353,10 @@ class Collection {
       dryRun: this.dryRun,
       keptPaths: this.keptPaths.size,
       deletedPaths,
+      evictedPaths: this.evicted,
+      ...(this.keptBytes === undefined ? {} : { keptBytes: this.keptBytes }),
+      keptNarBytes: this.keptNarBytes,
+      accessRecords: { read: access?.records.length ?? 0, written: accessWritten },
       missingReferences: [...this.missingReferences],
       deleted: Object.fromEntries(sweeper.deleted),
       kept: Object.fromEntries(sweeper.kept),

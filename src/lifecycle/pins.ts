@@ -53,6 +53,15 @@ export class Pins {
     return pin
   }
 
+  /** Sets a pin's paths (creating it, replacing what it held). */
+  async set(name: string, paths: readonly string[]): Promise<Pin> {
+    checkName(name)
+    for (const path of paths) parseStorePath(path, this.storeDir)
+    const pin = { name, paths: [...new Set(paths)].sort() }
+    await this.store.put(keys.pin(name), encodePin(pin))
+    return pin
+  }
+
   /** Removes a pin; false when there was none. */
   async remove(name: string): Promise<boolean> {
     checkName(name)

@@ -17,6 +17,8 @@ export function formatGcReport(report: GcReport): string {
     `garbage collection ${report.run}${report.dryRun ? ' (dry run: nothing was deleted)' : ''}`,
     `paths kept: ${report.keptPaths}; ${would}: ${report.deletedPaths.length}`,
     ...report.deletedPaths.map((path) => `  ${path}`),
+    ...(report.evictedPaths.length > 0 ? [`of those, evicted by --max-size (least recently used): ${report.evictedPaths.length}`] : []),
+    ...(report.keptBytes === undefined ? [] : [`bytes the kept paths need: ${bytes(report.keptBytes)}`]),
     ...kinds(`objects ${would}`, report.deleted),
     ...kinds('objects kept', report.kept),
   ]

@@ -12,6 +12,12 @@ import type { ObjectStore } from '../stores/store.ts'
  * Garbage collection keeps the NARs a tombstone names (and what they need) until the
  * tombstone is older than the settle time, then deletes the tombstone.
  */
+/** What the narinfo cache of a replica holds a narinfo for at most (binary-cache.ts). */
+const REPLICA_NARINFO_TTL_MS = 60_000
+
+/** The default settle time: as long as a CDN (`narinfoMaxAge`, seconds) and then a replica may serve a deleted narinfo. */
+export const defaultSettle = (narinfoMaxAge: number): number => narinfoMaxAge * 1000 + REPLICA_NARINFO_TTL_MS
+
 export async function writeTombstone(store: ObjectStore, narHashes: readonly NixHash[]): Promise<void> {
   if (narHashes.length === 0) return
   const name = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`

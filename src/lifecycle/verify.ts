@@ -7,6 +7,7 @@ import { formatNixHash, hashesEqual } from '../nix/hash.ts'
 import { STORE_PATH_HASH_LENGTH } from '../nix/store-path.ts'
 import { loadLayout } from '../render/load.ts'
 import { renderNar } from '../render/render.ts'
+import type { ObjectStore } from '../stores/store.ts'
 
 export interface Finding {
   /** The object the problem is about. */
@@ -32,10 +33,10 @@ function asFinding(key: string, error: unknown): Finding {
  * its references are in the cache (its closure is complete); every NAR a path names is
  * rendered whole from the store (its record, tree and every chunk, each checked as
  * rendering checks it) and must hash to the path's NarHash, which proves every byte; every
- * data pack hashes to its key. One NAR is rendered at a time; memory is one pack or one
+ * data pack hashes to its key — every copy of it, given the backends of a composition (`copies`). One NAR is rendered at a time; memory is one pack or one
  * render window. NARs shared by several paths are rendered once (a Set of NAR hashes).
  */
-export async function verifyStore(cas: Cas, options: { onFinding?: (finding: Finding) => void } = {}): Promise<VerifyReport> {
+export async function verifyStore(cas: Cas, options: { onFinding?: (finding: Finding) => void; copies?: readonly ObjectStore[] } = {}): Promise<VerifyReport> {
   const report: VerifyReport = { paths: 0, nars: 0, dataPacks: 0, findings: [] }
   const found = (finding: Finding): void => {
     report.findings.push(finding)
@@ -71,10 +72,15 @@ export async function verifyStore(cas: Cas, options: { onFinding?: (finding: Fin
       found(asFinding(narKey, error))
     }
   }
-  for await (const object of cas.store.list('data/')) {
-    report.dataPacks++
-    const bytes = await cas.store.get(object.key)
-    if (bytes !== undefined && digestHex(digestOf(bytes)) !== object.key.slice(object.key.lastIndexOf('/') + 1)) found({ key: object.key, problem: 'the data pack does not match its digest' })
+  // Every copy: through a cache or a priority store, one good copy would hide a corrupt one.
+  const copies = options.copies ?? [cas.store]
+  for (const copy of copies) {
+    for await (const object of copy.list('data/')) {
+      report.dataPacks++
+      const bytes = await copy.get(object.key)
+      const where = copies.length > 1 ? ` (the copy in store "${copy.name}")` : ''
+      if (bytes !== undefined && digestHex(digestOf(bytes)) !== object.key.slice(object.key.lastIndexOf('/') + 1)) found({ key: object.key, problem: `the data pack does not match its digest${where}` })
+    }
   }
   return report
 }

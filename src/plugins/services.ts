@@ -8,6 +8,8 @@ import type { BinaryCache } from '../cache/binary-cache.ts'
 import type { NarService } from '../cache/nar-service.ts'
 import type { PullThrough } from '../cache/upstream/pull-through.ts'
 import type { StoreStack } from '../stores/compose.ts'
+import type { AccessRecorder } from '../lifecycle/access-recorder.ts'
+import type { GcScheduler } from '../lifecycle/schedule.ts'
 
 /** How routes answer: cache lifetimes and NAR compression. */
 export interface HttpSettings {
@@ -28,6 +30,10 @@ export interface ServicesOptions {
   settings: HttpSettings
   /** Shared by every upload: NAR ingests, and the small bodies routes read whole. */
   uploadBudget: ByteBudget
+  /** What this replica served, flushed to the store for retention and LRU eviction. */
+  accessRecorder: AccessRecorder
+  /** Scheduled garbage collection and the recorded store figures (started by the server, looked at by tests). */
+  gcScheduler: GcScheduler
 }
 
 declare module 'fastify' {
@@ -41,6 +47,8 @@ declare module 'fastify' {
     access: AccessPolicy
     settings: HttpSettings
     uploadBudget: ByteBudget
+    accessRecorder: AccessRecorder
+    gcScheduler: GcScheduler
   }
 }
 
@@ -56,7 +64,12 @@ export default fp(
     fastify.decorate('access', options.access)
     fastify.decorate('settings', options.settings)
     fastify.decorate('uploadBudget', options.uploadBudget)
+    fastify.decorate('accessRecorder', options.accessRecorder)
+    fastify.decorate('gcScheduler', options.gcScheduler)
     fastify.addHook('onClose', async () => {
+      options.gcScheduler.stop()
+      // Before the stores close: what this replica served since its last flush is written.
+      await options.accessRecorder.close().catch(() => undefined)
       await options.pullThrough.close()
       await options.cache.close()
       await options.stack.close()

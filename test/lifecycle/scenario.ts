@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto'
+import { utimes } from 'node:fs/promises'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { Cas } from '../../src/cas/cas.ts'
@@ -60,7 +62,7 @@ export async function checkExactlyNeeded(t: Test, store: ObjectStore, kept: read
   const present = await allKeys(store)
   const extra: string[] = []
   for (const key of present) {
-    if (needed.has(key) || key.startsWith(keys.pins)) continue
+    if (needed.has(key) || key.startsWith(keys.pins) || key.startsWith(keys.accessRecords)) continue
     const bytes = Buffer.from((await store.get(key)) ?? [])
     if (key.startsWith('uploads/') && keptNars.has(bytes.toString('latin1'))) continue
     if (key.startsWith(keys.indexSegments) && decodeIndexSegment(bytes).every((chunk) => packs.has(keys.dataPack(chunk.pack)))) continue
@@ -144,4 +146,10 @@ export async function pinnedClosureSurvives(t: Test, config: StoreConfig, clock:
   const again = await gc(t, config)
   t.equal(deletedObjects(again), 0, 'a second run deletes nothing')
   t.same(again.deletedPaths, [])
+}
+
+/** Makes paths look pushed `ago` ms before now (the fs store's time of an object is its mtime). */
+export async function pushedAgo(root: string, paths: readonly TestPath[], ago: number): Promise<void> {
+  const then = new Date(Date.now() - ago)
+  for (const path of paths) await utimes(join(root, keys.pathInfo(path.hash)), then, then)
 }
