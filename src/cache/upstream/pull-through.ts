@@ -104,6 +104,12 @@ export class PullThrough {
     return { size, read: (range, signal) => flight.read(range, signal) }
   }
 
+  /** Resolves once every download now in progress has ended (stored or not). */
+  async idle(): Promise<void> {
+    const flights = await Promise.all(this.flights.values())
+    await Promise.all(flights.map((flight) => flight.settled.catch(() => undefined)))
+  }
+
   /** Downloads in progress (tests, metrics). */
   get downloads(): number {
     return this.flights.size
@@ -111,9 +117,8 @@ export class PullThrough {
 
   /** Stops every download (the server is closing) and waits for them to end. */
   async close(): Promise<void> {
-    const flights = await Promise.all(this.flights.values())
-    for (const flight of flights) flight.abort(new NixcasError('ABORTED', 'the server is closing'))
-    await Promise.all(flights.map((flight) => flight.settled.catch(() => undefined)))
+    for (const flight of await Promise.all(this.flights.values())) flight.abort(new NixcasError('ABORTED', 'the server is closing'))
+    await this.idle()
   }
 
   private async *local(narHash: string, range: NarRange, signal: AbortSignal): AsyncGenerator<Uint8Array> {
