@@ -33,7 +33,7 @@ function until<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
  *
  * With a spool file, the download runs at the upstream's pace into the file, every reader
  * reads it from its own offset at its own pace (late joiners and ranges too), and the
- * ingest reads it at the pace of the store. With a window (no room in the spool), the
+ * ingest reads the file once the download checked out. With a window (no room in the spool), the
  * download goes at the ingest's pace, each piece kept in the window as it goes to the
  * ingest; a reader whose next byte has left the window waits until the NAR is stored and
  * is then served from the castore. The rules, either way:
@@ -124,14 +124,15 @@ export class Flight {
     }
   }
 
-  /** The download and the ingest side by side: the ingest follows the spool file. */
+  /**
+   * The download, then the ingest of the spool file. One after the other: the ingest takes
+   * CPU the download and its clients would otherwise lack (the first download then goes at
+   * the upstream's pace, which is the point of the spool), and a NAR that did not check out
+   * never reaches the store.
+   */
   private async unpaced(signal: AbortSignal, arrived: () => void): Promise<void> {
-    const download = (async () => {
-      for await (const piece of this.download(signal, arrived)) void piece
-    })()
-    const [fetched, ingested] = await Promise.allSettled([download, this.options.consume(this.follow(signal), signal)])
-    if (fetched.status === 'rejected') throw fetched.reason
-    if (ingested.status === 'rejected') throw ingested.reason
+    for await (const piece of this.download(signal, arrived)) void piece
+    await this.options.consume(this.follow(signal), signal)
   }
 
   /** Every kept byte from the start, as the download adds them: what the ingest reads. */
