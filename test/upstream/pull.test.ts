@@ -49,7 +49,7 @@ t.test('pull-through from nginx serving a nix copy cache (xz and zstd), signed b
   const config = {
     stores: { stores: {}, root: `file://${join(dir, 'nixcas')}` },
     signingKeyFiles: [ourKeys.secretFile],
-    upstreams: [{ url: `${nginx.url}/`, publicKeys: [upstreamKeys.publicKey], priority: 50, timeout: 20_000, allowUnsigned: false }],
+    upstreams: [{ url: `${nginx.url}/`, publicKeys: [upstreamKeys.publicKey], priority: 50, timeout: 20_000, allowUnsigned: false, attempts: 1, backoff: 0 }],
   }
   let { app, url, options } = await serve(t, config)
   const whole = t
@@ -126,7 +126,7 @@ t.test('an upstream that never answers: misses are 404 within its timeout, local
   })
   const port = (silent.address() as { port: number }).port
   const timeout = 1_000
-  const { url } = await serve(t, { upstreams: [{ url: `http://127.0.0.1:${port}/`, publicKeys: [], priority: 50, timeout, allowUnsigned: false }] })
+  const { url } = await serve(t, { upstreams: [{ url: `http://127.0.0.1:${port}/`, publicKeys: [], priority: 50, timeout, allowUnsigned: false, attempts: 1, backoff: 0 }] })
   const missing = encodeNixbase32(randomBytes(20)).slice(0, 32)
   const started = Date.now()
   const response = await fetch(`${url}/${missing}.narinfo`)

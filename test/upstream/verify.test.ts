@@ -40,7 +40,7 @@ t.test('upstream narinfos and NARs are checked before anything is served whole o
   const otherKey = generateSecretKey('someone-else-1')
   await initCache(root)
   const nginx = await startNginx(t, dir, root)
-  const upstream = { url: `${nginx.url}/`, publicKeys: [formatPublicKey(key.publicKey)], priority: 50, timeout: 20_000, allowUnsigned: false }
+  const upstream = { url: `${nginx.url}/`, publicKeys: [formatPublicKey(key.publicKey)], priority: 50, timeout: 20_000, allowUnsigned: false, attempts: 1, backoff: 0 }
   const { options, url } = await serve(t, { upstreams: [upstream] })
   const narUrlOf = async (hash: string): Promise<string> => {
     const response = await fetch(`${url}/${hash}.narinfo`)
@@ -151,7 +151,7 @@ t.test('an upstream whose StoreDir is not ours is never used; one without nix-ca
     t.teardown(() => new Promise((resolve) => server.close(resolve)))
     upstreams.push(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`)
   }
-  const upstream = (url: string) => ({ url, publicKeys: [formatPublicKey(key.publicKey)], priority: 50, timeout: 20_000, allowUnsigned: false })
+  const upstream = (url: string) => ({ url, publicKeys: [formatPublicKey(key.publicKey)], priority: 50, timeout: 20_000, allowUnsigned: false, attempts: 1, backoff: 0 })
   const other = await serve(t, { upstreams: [upstream(upstreams[0] ?? '')] })
   t.equal((await fetch(`${other.url}/${hash}.narinfo`)).status, 404, 'another StoreDir: not used')
   t.match(await (await fetch(`${other.url}/metrics`)).text(), /outcome="refused"\} 1/)
