@@ -82,6 +82,7 @@ t.test('pull-through from nginx serving a nix copy cache (xz and zstd), signed b
     t.match(metrics, /nixcas_upstream_nar_fetches_total\{upstream="[^"]+",outcome="ok"\} 1/)
     t.match(metrics, /nixcas_upstream_narinfo_lookups_total\{upstream="[^"]+",outcome="hit"\} \d+/)
     t.match(metrics, /nixcas_upstream_bytes_total\{upstream="[^"]+"\} [1-9]/)
+    t.match(metrics, /^nixcas_upstream_spool_bytes 0$/m, 'the spool is given back')
   })
 
   await t.test('the real Nix client pulls closures through nixcas as its only substituter', async (t) => {
