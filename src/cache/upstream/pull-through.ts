@@ -64,9 +64,10 @@ async function* checked(path: UpstreamPath, source: AsyncIterable<Uint8Array>): 
 
 /**
  * NAR pull-through: a GET of a NAR known only from an upstream narinfo downloads it once
- * (see Flight for the sharing rules), decodes it as the narinfo's Compression says, and
- * ingests the decoded bytes through the bounded ingest with the narinfo's NarHash and
- * NarSize as the expectation. The path is recorded (PathInfo, our signature added) only
+ * (see Flight for the sharing rules) into a spool file when the spool has room (else a
+ * window), decodes it as the narinfo's Compression says, checks it against NarHash and
+ * NarSize as it arrives, and ingests the decoded bytes through the bounded ingest with the
+ * same expectation. The path is recorded (PathInfo, our signature added) only
  * when the whole NAR checked out; from then on it is an ordinary local path. A NAR whose
  * bytes do not check out is never stored, and its narinfo is forgotten.
  */
