@@ -237,3 +237,33 @@ t.test('a spool without room for a NAR gives no file; leftovers of dead processe
   await Spool.open(dir, 100)
   t.same((await readdir(dir)).sort(), [`${process.pid}-live.spool`, 'unrelated'], 'only the dead process\'s file is gone')
 })
+
+t.test('a spool file reads back every byte added, from the file, a write in progress and memory', async (t) => {
+  const spool = await Spool.open(await tempDir(t), 8 * 1024 * 1024)
+  const bytes = Buffer.from(Array.from({ length: 3.5 * 1024 * 1024 }, (_, index) => (index * 7) % 253))
+  const file = (await spool.file(bytes.length)) as Keep
+  const readAll = async (end: number, from = 0): Promise<Buffer> => {
+    const parts: Uint8Array[] = []
+    for (let offset = from; offset < end; ) {
+      const part = await file.read(offset, end - offset)
+      parts.push(Buffer.from(part))
+      offset += part.length
+    }
+    return Buffer.concat(parts)
+  }
+  let added = 0
+  const sizes = [65_536, 1, 300_000, 4_095, 1_048_576]
+  for (let index = 0; added < bytes.length; index++) {
+    const piece = bytes.subarray(added, added + (sizes[index % sizes.length] ?? 1))
+    // Read while the add (maybe a write of a full buffer) is in progress, then after it.
+    const adding = file.add(piece, signal())
+    t.ok((await readAll(added)).equals(bytes.subarray(0, added)), `the first ${added} bytes, during an add`)
+    await adding
+    added += piece.length
+  }
+  t.ok((await readAll(bytes.length)).equals(bytes), 'everything')
+  t.ok((await readAll(bytes.length, 1_500_000)).equals(bytes.subarray(1_500_000)), 'from an offset in the file')
+  await t.rejects(file.add(Buffer.alloc(1), signal()), /was given more/, 'no more than its size')
+  await file.free()
+  t.equal(spool.budget.inUse, 0)
+})

@@ -69,11 +69,24 @@ export class Spool {
   }
 }
 
-/** One download's spool file: appended by the download, read anywhere already written. */
+/** Bytes gathered in memory before one write to a spool file: few round trips to the disk. */
+const WRITE_BYTES = 1024 * 1024
+
+/**
+ * One download's spool file: appended by the download, read anywhere already added. The
+ * newest bytes (under WRITE_BYTES, and one write in progress) are read from memory; each
+ * full buffer is written in one go and a new one taken, so a view handed to a reader is
+ * never overwritten.
+ */
 export class SpoolFile implements Keep {
   readonly paced = false
   readonly start = 0
-  private written = 0
+  /** Bytes in the file. */
+  private inFile = 0
+  /** The buffer being written, at offset `inFile`. */
+  private writing: Uint8Array | undefined
+  private pending = Buffer.allocUnsafe(WRITE_BYTES)
+  private pendingLength = 0
   private closed: Promise<void> | undefined
 
   constructor(
@@ -82,18 +95,45 @@ export class SpoolFile implements Keep {
     private readonly release: () => void,
   ) {}
 
+  private get pendingAt(): number {
+    return this.inFile + (this.writing?.length ?? 0)
+  }
+
   async add(piece: Uint8Array): Promise<Uint8Array> {
-    if (this.written + piece.length > this.size) throw new NixcasError('INTERNAL', `a spool file of ${this.size} bytes was given more`)
+    if (this.pendingAt + this.pendingLength + piece.length > this.size) throw new NixcasError('INTERNAL', `a spool file of ${this.size} bytes was given more`)
     for (let done = 0; done < piece.length; ) {
-      const { bytesWritten } = await this.handle.write(piece, done, piece.length - done, this.written + done)
-      done += bytesWritten
+      const taken = Math.min(piece.length - done, WRITE_BYTES - this.pendingLength)
+      this.pending.set(piece.subarray(done, done + taken), this.pendingLength)
+      this.pendingLength += taken
+      done += taken
+      if (this.pendingLength === WRITE_BYTES) await this.flush()
     }
-    this.written += piece.length
     return piece
   }
 
+  private async flush(): Promise<void> {
+    const full = this.pending
+    this.writing = full
+    this.pending = Buffer.allocUnsafe(WRITE_BYTES)
+    this.pendingLength = 0
+    for (let done = 0; done < full.length; ) {
+      const { bytesWritten } = await this.handle.write(full, done, full.length - done, this.inFile + done)
+      done += bytesWritten
+    }
+    this.inFile += full.length
+    this.writing = undefined
+  }
+
   async read(offset: number, length: number): Promise<Uint8Array> {
-    const wanted = Math.min(length, READ_BYTES, this.written - offset)
+    if (offset >= this.pendingAt && offset < this.pendingAt + this.pendingLength) {
+      const at = offset - this.pendingAt
+      return this.pending.subarray(at, Math.min(this.pendingLength, at + length))
+    }
+    if (this.writing && offset >= this.inFile && offset < this.pendingAt) {
+      const at = offset - this.inFile
+      return this.writing.subarray(at, Math.min(this.writing.length, at + length))
+    }
+    const wanted = Math.min(length, READ_BYTES, this.inFile - offset)
     if (wanted <= 0) throw new NixcasError('INTERNAL', `offset ${offset} is not in the spool file`)
     const buffer = Buffer.allocUnsafe(wanted)
     const { bytesRead } = await this.handle.read(buffer, 0, wanted, offset)
@@ -105,6 +145,7 @@ export class SpoolFile implements Keep {
   free(): Promise<void> {
     if (this.closed === undefined) {
       this.release()
+      this.pending = Buffer.alloc(0)
       this.closed = this.handle.close()
     }
     return this.closed
