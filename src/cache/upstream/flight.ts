@@ -16,6 +16,8 @@ export interface FlightOptions {
   consume(bytes: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<void>
   /** Renders a range of the NAR once stored: for readers the window has left behind. */
   local(range: NarRange, signal: AbortSignal): AsyncIterable<Uint8Array>
+  /** Told once every byte arrived and matched (before the ingest ends). */
+  onDownloaded?: () => void
 }
 
 /** Resolves on `promise`, or rejects with the signal's reason once it aborts. */
@@ -116,6 +118,7 @@ export class Flight {
         yield kept
       }
       this.downloaded = true
+      this.options.onDownloaded?.()
     } catch (error) {
       this.downloadFailure = { error }
       throw error

@@ -153,6 +153,7 @@ export class PullThrough {
       source: (signal) => checked(path, decode(upstream.narFile(narinfo, signal), path.method, { signal, maxOutputBytes: narinfo.narSize })),
       consume: (bytes, signal) => this.store(path, bytes, signal),
       local: (range, signal) => this.local(narHash, range, signal),
+      onDownloaded: () => log.info({ ms: Date.now() - started, narSize: narinfo.narSize }, 'NAR downloaded from upstream and checked'),
     })
     log.info({ narSize: narinfo.narSize, compression: narinfo.compression, spooled: !keep.paced }, 'pulling NAR from upstream')
     flight.settled
