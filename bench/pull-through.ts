@@ -160,7 +160,7 @@ export async function benchPullThrough(): Promise<void> {
       for (const method of ['none', 'zstd'] as const) {
         const times = await measure(bench, nar, method, upstream, local.url)
         const [direct, first, second, fromLocal] = [times.direct, times.first, times.second, times.local].map(median) as [number, number, number, number]
-        const row = `| ${where} | ${method} | ${mbps(nar.length, direct)} | ${mbps(nar.length, first)} | ${mbps(nar.length, second)} | ${mbps(nar.length, fromLocal)} | ${(direct / first).toFixed(2)} | ${(fromLocal / second).toFixed(2)} |`
+        const row = `| ${where} | ${method} | ${mbps(nar.length, direct)} | ${mbps(nar.length, first)} | ${mbps(nar.length, second)} | ${mbps(nar.length, fromLocal)} | ${(direct / first).toFixed(2)} | ${(fromLocal / first).toFixed(2)} | ${(fromLocal / second).toFixed(2)} |`
         console.log(row)
         rows.push(row)
       }
@@ -175,8 +175,8 @@ export async function benchPullThrough(): Promise<void> {
 
 NAR of ${tree}, ${(nar.length / 1e6).toFixed(1)} MB; medians of ${bench.runs} runs; each first download into a fresh \`nixcas serve\` process; MB/s of NAR bytes (for zstd, "direct" is the compressed file, not decoded). Load average ${load} at the start, ${endLoad} at the end.
 
-| upstream | upstream file | direct from nginx | first through nixcas | second through nixcas | local NAR | first/direct | second/local |
-|---|---|---|---|---|---|---|---|
+| upstream | upstream file | direct from nginx | first through nixcas | second through nixcas | local NAR | first/direct | first/local | second/local |
+|---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
 Stored after pulling two versions of ${stored.source} (${stored.edited} files edited) through nixcas, upstream compression=none: upstream ${(stored.upstream / 1e6).toFixed(1)} MB, nixcas ${(stored.stored / 1e6).toFixed(1)} MB: **${ratio.toFixed(2)}×**.`,
