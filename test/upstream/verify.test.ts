@@ -63,6 +63,18 @@ t.test('upstream narinfos and NARs are checked before anything is served whole o
     })
   }
 
+  await t.test('with no room in the spool, a download goes through a window at the pace of the ingest, and is served and stored the same', async (t) => {
+    const windowed = await serve(t, { upstreams: [upstream], upstreamSpoolBytes: 0 })
+    const fresh = await freshNar()
+    const path = await publish(root, fresh, 'zstd', key)
+    const narinfo = await (await fetch(`${windowed.url}/${path.hash}.narinfo`)).text()
+    const got = await get(`${windowed.url}/${/^URL: (.*)$/m.exec(narinfo)?.[1] ?? 'missing'}`)
+    t.ok(got.body?.equals(fresh), 'byte-identical')
+    await windowed.options.pullThrough.idle()
+    t.equal((await fetch(`${windowed.url}/${path.hash}.ls`)).status, 200, 'stored')
+    t.notMatch(await (await fetch(`${windowed.url}/metrics`)).text(), /nixcas_upstream_spool_bytes/, 'no spool at all')
+  })
+
   await t.test('another path with a NAR stored here already becomes local with no download', async (t) => {
     const before = (await nginx.requests()).filter((line) => line.startsWith('GET /nar/')).length
     const path = await publish(root, nar, 'xz', key)
