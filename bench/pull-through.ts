@@ -1,30 +1,50 @@
 /**
- * Pull-through, side by side in one run: a NAR downloaded straight from nginx (serving a
- * binary cache directory with sendfile), the first download of it through nixcas (fetched
- * from that nginx, decoded, checked and stored as it is served), and a second one (local).
- * Upstream NAR files uncompressed and zstd. Also the bytes nixcas stored against the
- * upstream's file. The tree is BENCH_TREE (default /usr/lib/node_modules).
+ * Pull-through, side by side in one run, on loopback and with 20 ms added to every upstream
+ * request (a delaying proxy in front of nginx): a NAR downloaded straight from nginx (a
+ * binary cache directory served with sendfile), the first download of it through nixcas
+ * (fetched from that nginx, decoded, checked and stored as it is served), a second one
+ * (stored by then), and the same NAR uploaded to another nixcas and read back (a local
+ * NAR). Every nixcas is its own `nixcas serve` process with a fresh store, so each first
+ * download really is one. Upstream NAR files uncompressed and zstd; medians of BENCH_RUNS
+ * runs (default 3). Then the bytes nixcas stores after pulling two versions of a tree
+ * (/usr/bin and a copy with a third of its files edited) against the upstream's files
+ * (compression=none). The NAR is of BENCH_TREE (default /usr/share/doc).
+ *
+ *     npm run bench -- pull-through
  */
 import { readdirSync, statSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { get } from 'node:http'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { dumpPath } from '../src/fs/dump-path.ts'
 import { writeNar } from '../src/nix/nar-writer.ts'
-import { formatPublicKey, generateSecretKey } from '../src/nix/signing.ts'
-import { serve } from '../test/helpers/nix-client.ts'
+import { formatPublicKey, generateSecretKey, type SecretKey } from '../src/nix/signing.ts'
+import { startFaultyProxy } from '../test/helpers/faulty-proxy.ts'
 import { collect } from '../test/helpers/streams.ts'
 import { initCache, publish } from '../test/helpers/upstream-cache.ts'
-import { Cleanup, timed } from './lib/procs.ts'
-import { startNginx } from './shootout-servers.ts'
+import { Cleanup, sleep, timed } from './lib/procs.ts'
+import { writeResultSection } from './results.ts'
+import { DOC, loadTwoVersions } from './shootout-corpus.ts'
+import { startNginx, startNixcas, type Server } from './shootout-servers.ts'
 
-/** Bytes a GET's body has, read to the end and dropped. */
-async function drain(url: string): Promise<number> {
-  const response = await fetch(url, { headers: { 'accept-encoding': 'identity' } })
-  if (response.status !== 200 || !response.body) throw new Error(`GET ${url}: ${response.status}`)
-  let bytes = 0
-  for await (const chunk of response.body as AsyncIterable<Uint8Array>) bytes += chunk.length
-  return bytes
+const LATENCY_MS = 20
+
+/** Bytes of a GET's body, read to the end and dropped (node:http: the client costs little). */
+function drain(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    get(url, { headers: { 'accept-encoding': 'identity' } }, (response) => {
+      if (response.statusCode !== 200) {
+        response.resume()
+        reject(new Error(`GET ${url}: ${response.statusCode}`))
+        return
+      }
+      let bytes = 0
+      response.on('data', (chunk: Buffer) => (bytes += chunk.length))
+      response.on('end', () => resolve(bytes))
+      response.on('error', reject)
+    }).on('error', reject)
+  })
 }
 
 function treeBytes(dir: string): number {
@@ -33,7 +53,89 @@ function treeBytes(dir: string): number {
   return total
 }
 
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2
+}
 const mbps = (bytes: number, seconds: number): string => `${(bytes / seconds / 1e6).toFixed(0)} MB/s`
+const narUrlIn = (narinfo: string): string => /^URL: (.*)$/m.exec(narinfo)?.[1] ?? 'missing'
+
+async function text(url: string): Promise<string> {
+  const response = await fetch(url)
+  if (response.status !== 200) throw new Error(`GET ${url}: ${response.status}`)
+  return response.text()
+}
+
+interface Bench {
+  cleanup: Cleanup
+  dir: string
+  root: string
+  key: SecretKey
+  runs: number
+}
+
+/** A fresh `nixcas serve` with its own store, pulling through from `upstream`. */
+async function pullingNixcas(bench: Bench, name: string, upstream: string): Promise<{ server: Server; store: string }> {
+  const store = join(bench.dir, name)
+  const upstreams = JSON.stringify([{ url: `${upstream}/`, publicKeys: [formatPublicKey(bench.key.publicKey)], timeout: '30s' }])
+  const server = await startNixcas(bench.cleanup, `file://${store}`, join(bench.dir, `${name}.log`), {
+    NIXCAS_UPSTREAMS: upstreams,
+    NIXCAS_UPSTREAM_SPOOL_DIR: join(bench.dir, 'spool'),
+  })
+  return { server, store }
+}
+
+/** Polls until nixcas stores the path (only a stored path has a listing). */
+async function untilStored(url: string, hash: string): Promise<void> {
+  for (let waited = 0; waited < 600_000; waited += 100) {
+    if ((await fetch(`${url}/${hash}.ls`)).status === 200) return
+    await sleep(100)
+  }
+  throw new Error(`${hash} was not stored within 10 minutes`)
+}
+
+interface Times {
+  direct: number[]
+  first: number[]
+  second: number[]
+  local: number[]
+}
+
+/** Runs of direct, first, second and local for one upstream compression and latency. */
+async function measure(bench: Bench, nar: Buffer, method: 'none' | 'zstd', upstream: string, local: string): Promise<Times> {
+  const times: Times = { direct: [], first: [], second: [], local: [] }
+  for (let run = 0; run < bench.runs; run++) {
+    const path = await publish(bench.root, nar, method, bench.key)
+    const { server, store } = await pullingNixcas(bench, `nixcas-${method}-${upstream.slice(-5)}-${run}`, upstream)
+    const narUrl = narUrlIn(await text(`${server.url}/${path.hash}.narinfo`))
+    const fileUrl = narUrlIn(await text(`${upstream}/${path.hash}.narinfo`))
+    times.direct.push(await timed(() => drain(`${upstream}/${fileUrl}`)))
+    times.first.push(await timed(() => drain(`${server.url}/${narUrl}`)))
+    await untilStored(server.url, path.hash)
+    times.second.push(await timed(() => drain(`${server.url}/${narUrl}`)))
+    times.local.push(await timed(() => drain(`${local}/${narUrl}`)))
+    await server.stop()
+    await rm(store, { recursive: true, force: true })
+  }
+  return times
+}
+
+/** The bytes nixcas stores for two versions of a tree pulled through, against the upstream's NAR files. */
+async function storedBytes(bench: Bench, upstream: string): Promise<{ upstream: number; stored: number; source: string; edited: number }> {
+  const versions = await loadTwoVersions(bench.cleanup)
+  const { server, store } = await pullingNixcas(bench, 'nixcas-two-versions', upstream)
+  let upstreamBytes = 0
+  for (const version of [versions.v1, versions.v2]) {
+    const nar = await collect(writeNar(dumpPath(version.storePath)))
+    const path = await publish(bench.root, nar, 'none', bench.key)
+    upstreamBytes += path.fileSize
+    await drain(`${server.url}/${narUrlIn(await text(`${server.url}/${path.hash}.narinfo`))}`)
+    await untilStored(server.url, path.hash)
+  }
+  await server.stop()
+  return { upstream: upstreamBytes, stored: treeBytes(store), source: versions.source, edited: versions.edited }
+}
 
 export async function benchPullThrough(): Promise<void> {
   const cleanup = new Cleanup()
@@ -41,33 +143,44 @@ export async function benchPullThrough(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'nixcas-bench-pull-'))
   cleanup.teardown(() => rm(dir, { recursive: true, force: true }))
   try {
-    const nar = await collect(writeNar(dumpPath(process.env.BENCH_TREE ?? '/usr/lib/node_modules')))
-    const key = generateSecretKey('bench-upstream-1')
-    const root = join(dir, 'upstream')
-    await initCache(root)
-    const nginx = await startNginx(cleanup, dir, root, root)
-    console.log(`NAR of ${(nar.length / 1e6).toFixed(1)} MB`)
-    console.log('upstream file | direct from nginx | first through nixcas | second through nixcas | first/direct | stored / upstream file')
-    for (const method of ['none', 'zstd'] as const) {
-      // A nixcas with a store of its own per method, so the first download stores everything.
-      const store = join(dir, `nixcas-${method}`)
-      const { url } = await serve(cleanup, {
-        stores: { stores: {}, root: `file://${store}` },
-        upstreams: [{ url: `${nginx.staticUrl}/`, publicKeys: [formatPublicKey(key.publicKey)], priority: 50, timeout: 30_000, allowUnsigned: false }],
-      })
-      const path = await publish(root, nar, method, key)
-      const narinfo = await (await fetch(`${url}/${path.hash}.narinfo`)).text()
-      const fileUrl = /^URL: (.*)$/m.exec(await (await fetch(`${nginx.staticUrl}/${path.hash}.narinfo`)).text())?.[1] ?? ''
-      const ourUrl = /^URL: (.*)$/m.exec(narinfo)?.[1] ?? ''
-      const direct = await timed(() => drain(`${nginx.staticUrl}/${fileUrl}`))
-      const first = await timed(() => drain(`${url}/${ourUrl}`))
-      const second = await timed(() => drain(`${url}/${ourUrl}`))
-      const stored = treeBytes(store)
-      console.log(
-        `${method.padEnd(13)} | ${mbps(nar.length, direct).padStart(17)} | ${mbps(nar.length, first).padStart(20)} | ${mbps(nar.length, second).padStart(21)} | ${(direct / first).toFixed(2).padStart(12)} | ${(stored / path.fileSize).toFixed(2)}`,
-      )
+    const tree = process.env.BENCH_TREE ?? DOC
+    const nar = await collect(writeNar(dumpPath(tree)))
+    const bench: Bench = { cleanup, dir, root: join(dir, 'upstream'), key: generateSecretKey('bench-upstream-1'), runs: Number(process.env.BENCH_RUNS ?? 3) }
+    await initCache(bench.root)
+    await mkdir(join(dir, 'dav'))
+    const nginx = await startNginx(cleanup, dir, bench.root, join(dir, 'dav'))
+    const proxy = await startFaultyProxy(cleanup, nginx.staticUrl, { latency: LATENCY_MS })
+    // The local NAR: uploaded to a nixcas of its own once, read back every run.
+    const local = await startNixcas(cleanup, `file://${join(dir, 'nixcas-local')}`, join(dir, 'nixcas-local.log'))
+    const { narHash } = (await (await fetch(`${local.url}/nar/upload.nar`, { method: 'PUT', body: nar })).json()) as { narHash: string }
+    console.log(`NAR of ${tree}: ${(nar.length / 1e6).toFixed(1)} MB (${narHash}); ${bench.runs} runs each, medians`)
+    const load = loadavg().map((value) => value.toFixed(2)).join(', ')
+    const rows: string[] = []
+    for (const [where, upstream] of [['loopback', nginx.staticUrl], [`+${LATENCY_MS} ms per request`, proxy.endpoint]] as const) {
+      for (const method of ['none', 'zstd'] as const) {
+        const times = await measure(bench, nar, method, upstream, local.url)
+        const [direct, first, second, fromLocal] = [times.direct, times.first, times.second, times.local].map(median) as [number, number, number, number]
+        const row = `| ${where} | ${method} | ${mbps(nar.length, direct)} | ${mbps(nar.length, first)} | ${mbps(nar.length, second)} | ${mbps(nar.length, fromLocal)} | ${(direct / first).toFixed(2)} | ${(fromLocal / first).toFixed(2)} | ${(fromLocal / second).toFixed(2)} |`
+        console.log(row)
+        rows.push(row)
+      }
     }
-    console.log('(MB/s of NAR bytes; "direct" for zstd is the compressed file, not decoded)')
+    const stored = await storedBytes(bench, nginx.staticUrl)
+    const ratio = stored.stored / stored.upstream
+    console.log(`two versions of ${stored.source} (${stored.edited} files edited): upstream ${(stored.upstream / 1e6).toFixed(1)} MB, nixcas ${(stored.stored / 1e6).toFixed(1)} MB (${ratio.toFixed(2)}×)`)
+    const endLoad = loadavg().map((value) => value.toFixed(2)).join(', ')
+    await writeResultSection(
+      'pull-through',
+      `## pull-through (\`npm run bench -- pull-through\`)
+
+NAR of ${tree}, ${(nar.length / 1e6).toFixed(1)} MB; medians of ${bench.runs} runs; each first download into a fresh \`nixcas serve\` process; MB/s of NAR bytes (for zstd, "direct" is the compressed file, not decoded). Load average ${load} at the start, ${endLoad} at the end.
+
+| upstream | upstream file | direct from nginx | first through nixcas | second through nixcas | local NAR | first/direct | first/local | second/local |
+|---|---|---|---|---|---|---|---|---|
+${rows.join('\n')}
+
+Stored after pulling two versions of ${stored.source} (${stored.edited} files edited) through nixcas, upstream compression=none: upstream ${(stored.upstream / 1e6).toFixed(1)} MB, nixcas ${(stored.stored / 1e6).toFixed(1)} MB: **${ratio.toFixed(2)}×**.`,
+    )
   } finally {
     await cleanup.run()
     uninstall()

@@ -17,6 +17,7 @@ import { UpstreamClient } from './cache/upstream/client.ts'
 import { UpstreamMetrics } from './cache/upstream/metrics.ts'
 import { UpstreamNarInfos } from './cache/upstream/narinfos.ts'
 import { PullThrough } from './cache/upstream/pull-through.ts'
+import { Spool } from './cache/upstream/spool.ts'
 import { parsePublicKey } from './nix/signing.ts'
 import { AccessRecorder } from './lifecycle/access-recorder.ts'
 import { GcScheduler } from './lifecycle/schedule.ts'
@@ -72,7 +73,9 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
       budget: uploadBudget,
     },
   })
-  const pullThrough = new PullThrough(cache, nars, upstreams, { windowBytes: config.upstreamWindowBytes, budget: renderBudget, metrics: upstreamMetrics, logger: upstreamLogger })
+  const spool = upstreams.configured && config.upstreamSpoolBytes > 0 ? await Spool.open(config.upstreamSpoolDir, config.upstreamSpoolBytes) : undefined
+  if (spool) metrics.gauge('nixcas_upstream_spool_bytes', 'Bytes reserved by upstream NAR downloads spooled to local disk', () => [[{}, spool.budget.inUse]])
+  const pullThrough = new PullThrough(cache, nars, upstreams, { windowBytes: config.upstreamWindowBytes, budget: renderBudget, spool, metrics: upstreamMetrics, logger: upstreamLogger })
   metrics.gauge('nixcas_upstream_downloads', 'Upstream NAR downloads in progress', () => [[{}, pullThrough.downloads]])
   const access = new AccessPolicy(
     { tokens: config.auth.writeTokens, users: config.auth.writeUsers },

@@ -164,6 +164,16 @@ export const fileList: Kind<string[]> = {
   parse: (raw, field) => stringList.parse(raw, field).map((path) => (isAbsolute(path) ? path : resolve(field.baseDir, path))),
 }
 
+/** A directory, made absolute when read (relative to what fileList paths are). */
+export const directory: Kind<string> = {
+  ...string,
+  describe: 'directory (relative to the configuration file, or to the working directory from the environment or flags)',
+  parse: (raw, field) => {
+    const path = string.parse(raw, field)
+    return isAbsolute(path) ? path : resolve(field.baseDir, path)
+  },
+}
+
 /** User names to passwords: a mapping in the file, `user:password,…` in the environment. */
 export const userMap: Kind<Record<string, string>> = {
   describe: 'mapping of user names to passwords (`user:password,…` in the environment)',

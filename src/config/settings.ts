@@ -1,6 +1,7 @@
-import { isAbsolute } from 'node:path'
+import { tmpdir } from 'node:os'
+import { isAbsolute, join } from 'node:path'
 import type { InstanceConfig } from '../stores/compose.ts'
-import { boolean, custom, duration, fileList, integer, listenAddress, oneOf, size, string, stringList, userMap } from './kinds.ts'
+import { boolean, custom, directory, duration, fileList, integer, listenAddress, oneOf, size, string, stringList, userMap } from './kinds.ts'
 import { setting } from './setting.ts'
 import { publicKeyList, upstreamList } from './upstreams.ts'
 
@@ -75,6 +76,18 @@ export const settings = {
   upstreamNegativeTtl: setting({ kind: duration('s'), default: 300, env: 'NIXCAS_UPSTREAM_NEGATIVE_TTL', doc: 'How long a path no upstream has is remembered as missing (upstream errors are never remembered).' }),
   upstreamCacheEntries: setting({ kind: integer, default: 100_000, min: 1, env: 'NIXCAS_UPSTREAM_CACHE_ENTRIES', doc: 'Upstream narinfos (found and missing) kept in memory; a NAR is pulled through only while its narinfo is remembered.' }),
   upstreamWindowBytes: setting({ kind: size, default: 8 * MiB, min: MiB, env: 'NIXCAS_UPSTREAM_WINDOW_BYTES', doc: 'Decoded bytes of one upstream NAR download kept for the clients sharing it; a client further behind waits for the download to be stored and is then served from here. Windows take room in `totalWindowBytes`.' }),
+  upstreamSpoolDir: setting({
+    kind: directory,
+    default: join(tmpdir(), 'nixcas-spool'),
+    env: 'NIXCAS_UPSTREAM_SPOOL_DIR',
+    doc: 'Local directory where upstream NAR downloads are spooled (decoded, whole), so clients get them at the upstream\'s pace while the ingest reads them at its own. Files are unlinked as soon as they are open; leftovers of a crash are removed at start-up.',
+  }),
+  upstreamSpoolBytes: setting({
+    kind: size,
+    default: 4 * 1024 * MiB,
+    env: 'NIXCAS_UPSTREAM_SPOOL_BYTES',
+    doc: 'Most bytes of all spooled downloads together (each reserves its NarSize); a download that does not fit goes at the pace of the ingest through `upstreamWindowBytes`. 0 turns spooling off.',
+  }),
   auth: {
     writeTokens: setting({ kind: stringList, default: [], secret: true, env: 'NIXCAS_WRITE_TOKENS', doc: 'Tokens allowed to upload, as `Bearer <token>` or a Basic password. With no write credentials, only a loopback-only server accepts uploads.' }),
     writeUsers: setting({ kind: userMap, default: {}, secret: true, env: 'NIXCAS_WRITE_USERS', doc: 'Basic auth users allowed to upload.' }),

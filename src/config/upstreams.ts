@@ -13,12 +13,18 @@ export interface UpstreamSetting {
   timeout: number
   /** Accept narinfos that carry no valid signature from `publicKeys`. */
   allowUnsigned: boolean
+  /** Tries of one request on transient errors (network, 5xx, 408, 429), the first included. */
+  attempts: number
+  /** Milliseconds before the second try, doubled for each next one (with jitter). */
+  backoff: number
 }
 
 export const DEFAULT_UPSTREAM_PRIORITY = 50
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 5_000
+export const DEFAULT_UPSTREAM_ATTEMPTS = 3
+export const DEFAULT_UPSTREAM_BACKOFF_MS = 100
 
-const FIELDS = ['url', 'publicKeys', 'priority', 'timeout', 'allowUnsigned'] as const
+const FIELDS = ['url', 'publicKeys', 'priority', 'timeout', 'allowUnsigned', 'attempts', 'backoff'] as const
 const show = (value: unknown): string => JSON.stringify(value) ?? String(value)
 
 /** An http(s) URL without credentials, query or fragment, normalised to end in `/`. */
@@ -61,6 +67,8 @@ function upstreamOf(raw: unknown, field: FieldContext): UpstreamSetting {
     priority: fields.priority === undefined ? DEFAULT_UPSTREAM_PRIORITY : integer.parse(fields.priority, field.at('.priority')),
     timeout: fields.timeout === undefined ? DEFAULT_UPSTREAM_TIMEOUT_MS : positive(duration('ms').parse(fields.timeout, field.at('.timeout')), field.at('.timeout')),
     allowUnsigned: fields.allowUnsigned === undefined ? false : boolean.parse(fields.allowUnsigned, field.at('.allowUnsigned')),
+    attempts: fields.attempts === undefined ? DEFAULT_UPSTREAM_ATTEMPTS : positive(integer.parse(fields.attempts, field.at('.attempts')), field.at('.attempts')),
+    backoff: fields.backoff === undefined ? DEFAULT_UPSTREAM_BACKOFF_MS : duration('ms').parse(fields.backoff, field.at('.backoff')),
   }
 }
 
@@ -74,7 +82,7 @@ function positive(ms: number, field: FieldContext): number {
  */
 export const upstreamList: Kind<UpstreamSetting[]> = {
   ...custom<UpstreamSetting[]>({
-    describe: 'list of upstream caches (`{ url, publicKeys, priority, timeout, allowUnsigned }`, or just a URL)',
+    describe: 'list of upstream caches (`{ url, publicKeys, priority, timeout, allowUnsigned, attempts, backoff }`, or just a URL)',
     parse(raw, field) {
       const list = typeof raw === 'string' ? [raw] : raw
       if (!Array.isArray(list)) return field.fail(`expected a list of upstreams, got ${show(raw)}`)

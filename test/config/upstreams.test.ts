@@ -18,11 +18,11 @@ const resolve = (...args: Parameters<typeof sources>) => resolveSettings(setting
 
 t.test('upstreams from the file, with defaults filled in and URLs normalised', async (t) => {
   const values = resolve({
-    upstreams: [{ url: 'https://cache.example.org', publicKeys: [KEY] }, { url: 'http://10.0.0.1:8080/nix/', priority: 10, timeout: '2s', allowUnsigned: true }],
+    upstreams: [{ url: 'https://cache.example.org', publicKeys: [KEY] }, { url: 'http://10.0.0.1:8080/nix/', priority: 10, timeout: '2s', allowUnsigned: true, attempts: 5, backoff: '1s' }],
   })
   t.same(values.upstreams, [
-    { url: 'https://cache.example.org/', publicKeys: [KEY], priority: 50, timeout: 5000, allowUnsigned: false },
-    { url: 'http://10.0.0.1:8080/nix/', publicKeys: [], priority: 10, timeout: 2000, allowUnsigned: true },
+    { url: 'https://cache.example.org/', publicKeys: [KEY], priority: 50, timeout: 5000, allowUnsigned: false, attempts: 3, backoff: 100 },
+    { url: 'http://10.0.0.1:8080/nix/', publicKeys: [], priority: 10, timeout: 2000, allowUnsigned: true, attempts: 5, backoff: 1000 },
   ])
 })
 
@@ -47,6 +47,8 @@ t.test('bad values fail at start-up naming the field', async (t) => {
     [{ upstreams: [{ url: 'https://a.example', publicKeys: [KEY, 'nocolon'] }] }, {}, /field "upstreams\[0\]\.publicKeys\[1\]": public key must look like <name>:<base64>/],
     [{ upstreams: [{ url: 'https://a.example', publicKeys: ['k:AAAA'] }] }, {}, /field "upstreams\[0\]\.publicKeys\[0\]": public key "k" must hold 32 bytes/],
     [{ upstreams: [{ url: 'https://a.example', timeout: 0 }] }, {}, /field "upstreams\[0\]\.timeout": must be more than 0/],
+    [{ upstreams: [{ url: 'https://a.example', attempts: 0 }] }, {}, /field "upstreams\[0\]\.attempts": must be more than 0/],
+    [{ upstreams: [{ url: 'https://a.example', backoff: 'soon' }] }, {}, /field "upstreams\[0\]\.backoff"/],
     [{ upstreams: [{ url: 'https://a.example', colour: 'red' }] }, {}, /field "upstreams\[0\]\.colour": unknown field/],
     [{ upstreams: { url: 'https://a.example' } }, {}, /field "upstreams": expected a list of upstreams/],
     [{}, { upstream: ['https://ok.example', 'gopher://x'] }, /field "upstreams\[1\]\.url": expected an http.*\(from --upstream\)/],

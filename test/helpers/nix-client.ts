@@ -7,7 +7,7 @@ import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Test } from 'tap'
-import { buildApp } from '../../src/app.ts'
+import { buildApp, type AppOptions } from '../../src/app.ts'
 import type { ServerConfig } from '../../src/config.ts'
 import { appOptionsFrom } from '../../src/server.ts'
 import { testConfig } from './app.ts'
@@ -17,13 +17,18 @@ import { nix, nixEnv } from './nix.ts'
 
 const execFileAsync = promisify(execFile)
 
-/** nixcas on a real socket, as Nix reaches it; closed when the test ends. */
-export async function serve(t: { teardown: (fn: () => Promise<void>) => void }, overrides: Partial<ServerConfig>, logger: Logger = silentLogger): Promise<{ app: FastifyInstance; url: string }> {
+/** nixcas on a real socket, as Nix reaches it, and the services it runs on; closed when the test ends. */
+export async function serve(
+  t: { teardown: (fn: () => Promise<void>) => void },
+  overrides: Partial<ServerConfig>,
+  logger: Logger = silentLogger,
+): Promise<{ app: FastifyInstance; url: string; options: AppOptions }> {
   const config = await testConfig(overrides)
-  const app = await buildApp(await appOptionsFrom(config, logger), { loggerInstance: logger })
+  const options = await appOptionsFrom(config, logger)
+  const app = await buildApp(options, { loggerInstance: logger })
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => app.close())
-  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` }
+  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, options }
 }
 
 /**

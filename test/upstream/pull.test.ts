@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
+import type { AppOptions } from '../../src/app.ts'
 import t, { type Test } from 'tap'
 import { buildClosure, type Closure } from '../helpers/closure.ts'
 import { nix, skipWithoutNix } from '../helpers/nix.ts'
@@ -11,8 +12,11 @@ import { encodeNixbase32 } from '../../src/nix/nixbase32.ts'
 
 const hashOf = (path: string): string => path.slice('/nix/store/'.length, '/nix/store/'.length + 32)
 
-/** Whether a path is stored here (not only known upstream): only a stored path has a listing. */
-const isLocal = async (url: string, path: string): Promise<boolean> => (await fetch(`${url}/${hashOf(path)}.ls`)).status === 200
+/** Whether a path is stored here (not only known upstream), once the downloads in progress ended: only a stored path has a listing. */
+async function isLocal(options: AppOptions, url: string, path: string): Promise<boolean> {
+  await options.pullThrough.idle()
+  return (await fetch(`${url}/${hashOf(path)}.ls`)).status === 200
+}
 
 /** A `nix copy --to file://` cache with `compression`, every path signed by the upstream's key. */
 async function pushToFileCache(root: string, keys: Keys, closure: Closure, compression: string): Promise<void> {
@@ -42,18 +46,20 @@ t.test('pull-through from nginx serving a nix copy cache (xz and zstd), signed b
   await pushToFileCache(root, upstreamKeys, xz, 'xz')
   await pushToFileCache(root, upstreamKeys, zstd, 'zstd')
   const nginx = await startNginx(t, dir, root)
-  const { url } = await serve(t, {
+  const config = {
     stores: { stores: {}, root: `file://${join(dir, 'nixcas')}` },
     signingKeyFiles: [ourKeys.secretFile],
-    upstreams: [{ url: `${nginx.url}/`, publicKeys: [upstreamKeys.publicKey], priority: 50, timeout: 20_000, allowUnsigned: false }],
-  })
+    upstreams: [{ url: `${nginx.url}/`, publicKeys: [upstreamKeys.publicKey], priority: 50, timeout: 20_000, allowUnsigned: false, attempts: 1, backoff: 0 }],
+  }
+  let { app, url, options } = await serve(t, config)
+  const whole = t
   const narRequests = async (): Promise<string[]> => (await nginx.requests()).filter((line) => line.startsWith('GET /nar/'))
 
   await t.test('nix copy --to sees an upstream-only path as present and downloads no NAR', async (t) => {
     const output = await nixClient(dir, ['copy', '--to', url, xz.top])
     t.notMatch(output, /error/i)
     t.same(await narRequests(), [], 'no upstream NAR was fetched by the push')
-    t.notOk(await isLocal(url, xz.top), 'the path is still upstream-only')
+    t.notOk(await isLocal(options, url, xz.top), 'the path is still upstream-only')
   })
 
   await t.test('twenty concurrent GETs of an uncached NAR cause one upstream NAR request', async (t) => {
@@ -71,23 +77,31 @@ t.test('pull-through from nginx serving a nix copy cache (xz and zstd), signed b
     const fetched = await narRequests()
     t.equal(fetched.length, 1, `one upstream NAR request: ${fetched.join('; ')}`)
     t.match(fetched[0], /\.nar\.zst 200$/)
-    t.ok(await isLocal(url, zstd.top), 'the path is now stored here')
+    t.ok(await isLocal(options, url, zstd.top), 'the path is now stored here')
     const metrics = await (await fetch(`${url}/metrics`)).text()
     t.match(metrics, /nixcas_upstream_nar_fetches_total\{upstream="[^"]+",outcome="ok"\} 1/)
     t.match(metrics, /nixcas_upstream_narinfo_lookups_total\{upstream="[^"]+",outcome="hit"\} \d+/)
     t.match(metrics, /nixcas_upstream_bytes_total\{upstream="[^"]+"\} [1-9]/)
+    t.match(metrics, /^nixcas_upstream_spool_bytes 0$/m, 'the spool is given back')
   })
 
   await t.test('the real Nix client pulls closures through nixcas as its only substituter', async (t) => {
     await pullInto(t, dir, url, upstreamKeys.publicKey, xz)
     // Trusting only nixcas's key: the signature we added verifies too.
     await pullInto(t, dir, url, ourKeys.publicKey, zstd)
-    for (const path of [...xz.paths, ...zstd.paths]) t.ok(await isLocal(url, path), `${path} is a local path now`)
+    for (const path of [...xz.paths, ...zstd.paths]) t.ok(await isLocal(options, url, path), `${path} is a local path now`)
   })
 
-  await t.test('with the upstream stopped, a fresh store pulls the same closures from nixcas alone', async (t) => {
+  await t.test('restarted with the upstream stopped, nixcas serves the pulled closures to fresh stores alone', async (t) => {
     const before = (await nginx.requests()).length
     await nginx.stop()
+    // A new process in effect: nothing of the first server's memory (narinfo caches, upstream narinfos) is left.
+    await app.close()
+    ;({ app, url, options } = await serve(whole, config))
+    const narinfo = await (await fetch(`${url}/${hashOf(xz.top)}.narinfo`)).text()
+    t.match(narinfo, /^Sig: upstream-test-1:/m, "the upstream's signature was stored with the path")
+    t.match(narinfo, /^Sig: nixcas-pull-1:/m, 'and ours')
+    t.match(narinfo, new RegExp(`^References: .*${xz.dep.slice("/nix/store/".length)}`, "m"), 'and its references')
     await pullInto(t, dir, url, upstreamKeys.publicKey, xz)
     await pullInto(t, dir, url, ourKeys.publicKey, zstd)
     t.equal((await nginx.requests()).length, before)
@@ -113,7 +127,7 @@ t.test('an upstream that never answers: misses are 404 within its timeout, local
   })
   const port = (silent.address() as { port: number }).port
   const timeout = 1_000
-  const { url } = await serve(t, { upstreams: [{ url: `http://127.0.0.1:${port}/`, publicKeys: [], priority: 50, timeout, allowUnsigned: false }] })
+  const { url } = await serve(t, { upstreams: [{ url: `http://127.0.0.1:${port}/`, publicKeys: [], priority: 50, timeout, allowUnsigned: false, attempts: 1, backoff: 0 }] })
   const missing = encodeNixbase32(randomBytes(20)).slice(0, 32)
   const started = Date.now()
   const response = await fetch(`${url}/${missing}.narinfo`)

@@ -40,14 +40,18 @@ t.test('upstream narinfos and NARs are checked before anything is served whole o
   const otherKey = generateSecretKey('someone-else-1')
   await initCache(root)
   const nginx = await startNginx(t, dir, root)
-  const upstream = { url: `${nginx.url}/`, publicKeys: [formatPublicKey(key.publicKey)], priority: 50, timeout: 20_000, allowUnsigned: false }
-  const { url } = await serve(t, { upstreams: [upstream] })
+  const upstream = { url: `${nginx.url}/`, publicKeys: [formatPublicKey(key.publicKey)], priority: 50, timeout: 20_000, allowUnsigned: false, attempts: 1, backoff: 0 }
+  const { options, url } = await serve(t, { upstreams: [upstream] })
   const narUrlOf = async (hash: string): Promise<string> => {
     const response = await fetch(`${url}/${hash}.narinfo`)
     t.equal(response.status, 200, `${hash}.narinfo is served`)
     return /^URL: (.*)$/m.exec(await response.text())?.[1] ?? 'missing'
   }
-  const isLocal = async (hash: string): Promise<boolean> => (await fetch(`${url}/${hash}.ls`)).status === 200
+  /** Whether a path is stored here, once the downloads in progress ended: only a stored path has a listing. */
+  const isLocal = async (hash: string): Promise<boolean> => {
+    await options.pullThrough.idle()
+    return (await fetch(`${url}/${hash}.ls`)).status === 200
+  }
 
   for (const method of ['none', 'bzip2', 'br', 'xz', 'zstd'] as const) {
     await t.test(`a good NAR compressed with ${method} is served and stored`, async (t) => {
@@ -58,6 +62,18 @@ t.test('upstream narinfos and NARs are checked before anything is served whole o
       t.ok(await isLocal(path.hash), 'stored as a local path')
     })
   }
+
+  await t.test('with no room in the spool, a download goes through a window at the pace of the ingest, and is served and stored the same', async (t) => {
+    const windowed = await serve(t, { upstreams: [upstream], upstreamSpoolBytes: 0 })
+    const fresh = await freshNar()
+    const path = await publish(root, fresh, 'zstd', key)
+    const narinfo = await (await fetch(`${windowed.url}/${path.hash}.narinfo`)).text()
+    const got = await get(`${windowed.url}/${/^URL: (.*)$/m.exec(narinfo)?.[1] ?? 'missing'}`)
+    t.ok(got.body?.equals(fresh), 'byte-identical')
+    await windowed.options.pullThrough.idle()
+    t.equal((await fetch(`${windowed.url}/${path.hash}.ls`)).status, 200, 'stored')
+    t.notMatch(await (await fetch(`${windowed.url}/metrics`)).text(), /nixcas_upstream_spool_bytes/, 'no spool at all')
+  })
 
   await t.test('another path with a NAR stored here already becomes local with no download', async (t) => {
     const before = (await nginx.requests()).filter((line) => line.startsWith('GET /nar/')).length
@@ -74,7 +90,6 @@ t.test('upstream narinfos and NARs are checked before anything is served whole o
     t.equal(got.status, 206)
     t.ok(got.body?.equals(fresh.subarray(1000, 201000)), 'the range, byte-identical')
     // The range was answered; the download still finishes and the path is stored.
-    for (let tries = 0; tries < 200 && !(await isLocal(path.hash)); tries++) await new Promise((resolve) => setTimeout(resolve, 50))
     t.ok(await isLocal(path.hash), 'stored once the download finished')
   })
 
@@ -148,7 +163,7 @@ t.test('an upstream whose StoreDir is not ours is never used; one without nix-ca
     t.teardown(() => new Promise((resolve) => server.close(resolve)))
     upstreams.push(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`)
   }
-  const upstream = (url: string) => ({ url, publicKeys: [formatPublicKey(key.publicKey)], priority: 50, timeout: 20_000, allowUnsigned: false })
+  const upstream = (url: string) => ({ url, publicKeys: [formatPublicKey(key.publicKey)], priority: 50, timeout: 20_000, allowUnsigned: false, attempts: 1, backoff: 0 })
   const other = await serve(t, { upstreams: [upstream(upstreams[0] ?? '')] })
   t.equal((await fetch(`${other.url}/${hash}.narinfo`)).status, 404, 'another StoreDir: not used')
   t.match(await (await fetch(`${other.url}/metrics`)).text(), /outcome="refused"\} 1/)

@@ -29,7 +29,26 @@ export interface UpstreamClientOptions {
   logger: Logger
 }
 
-const failed = (message: string, cause?: unknown): NixcasError => new NixcasError('UPSTREAM_FAILED', message, { cause })
+const failed = (message: string, cause?: unknown, transient = true): NixcasError => new NixcasError('UPSTREAM_FAILED', message, { cause, transient })
+
+/** Answers worth asking again: the upstream (or a proxy before it) failing or throttling, not refusing. */
+const retryable = (status: number): boolean => status >= 500 || status === 408 || status === 429
+
+/** Waits `ms`, or rejects with the signal's reason once it aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason as Error)
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      reject(signal.reason as Error)
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+}
 
 /** Reads a small body whole, refusing one past `MAX_TEXT_BYTES`. */
 async function boundedText(response: Response, what: string): Promise<string> {
@@ -65,7 +84,26 @@ export class UpstreamClient {
     this.keys = [...setting.publicKeys.map(parsePublicKey), ...options.extraKeys]
   }
 
+  /**
+   * A request, tried again after a transient failure (network, 5xx, 408, 429) up to the
+   * upstream's `attempts`, with exponential backoff and jitter, all within `signal` (the
+   * caller's timeout): an upstream that is down costs its attempts, never more than that.
+   */
   private async get(path: string, request: UpstreamRequest, signal: AbortSignal): Promise<Response> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.getOnce(path, request, signal)
+      } catch (error) {
+        if (attempt >= this.setting.attempts || signal.aborted || !isNixcasError(error) || !error.transient) throw error
+        const delay = this.setting.backoff * 2 ** (attempt - 1) * (0.5 + Math.random() / 2)
+        this.options.metrics.retries.inc({ upstream: this.url, request })
+        this.options.logger.warn({ upstream: this.url, request, path, attempt, delay: Math.round(delay), err: error.message }, 'upstream request failed; trying again')
+        await pause(delay, signal)
+      }
+    }
+  }
+
+  private async getOnce(path: string, request: UpstreamRequest, signal: AbortSignal): Promise<Response> {
     const url = new URL(path, this.url)
     return this.options.metrics.timed(this.url, request, async () => {
       let response: Response
@@ -77,7 +115,7 @@ export class UpstreamClient {
       // Nix reads 404, 403 and 410 as absent (a cache without nix-cache-info has the defaults); anything else but 200 is the upstream failing.
       if (response.status === 200 || (request !== 'nar' && [403, 404, 410].includes(response.status))) return response
       await response.body?.cancel().catch(() => undefined)
-      throw failed(`${url.href}: HTTP ${response.status}`)
+      throw failed(`${url.href}: HTTP ${response.status}`, undefined, retryable(response.status))
     })
   }
 

@@ -1,20 +1,23 @@
-import type { ByteBudget } from '../../budget.ts'
 import { NixcasError } from '../../errors.ts'
 import type { NarRange } from '../../render/render.ts'
+import type { Keep } from './keep.ts'
 
 export interface FlightOptions {
   /** The NAR's size, from its narinfo. */
   size: number
-  /** Decoded bytes kept for the readers (at least one piece more is held). */
-  windowBytes: number
-  /** Where the window's bytes are taken from, shared with every other window. */
-  budget: ByteBudget
-  /** The decoded NAR from upstream. */
+  /** Where the downloaded bytes are kept for the readers (a window or a spool file). */
+  keep: Keep
+  /**
+   * The decoded NAR from upstream, checked on the way: after its last piece it ends only
+   * if the whole NAR matched its NarHash and NarSize, else it throws.
+   */
   source(signal: AbortSignal): AsyncIterable<Uint8Array>
   /** Checks and stores what `bytes` yields; resolves once the NAR is a local path. */
   consume(bytes: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<void>
   /** Renders a range of the NAR once stored: for readers the window has left behind. */
   local(range: NarRange, signal: AbortSignal): AsyncIterable<Uint8Array>
+  /** Told once every byte arrived and matched (before the ingest ends). */
+  onDownloaded?: () => void
 }
 
 /** Resolves on `promise`, or rejects with the signal's reason once it aborts. */
@@ -30,32 +33,35 @@ function until<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 /**
  * One upstream NAR download shared by every client that asks for it (single-flight).
  *
- * The download runs at the pace of the ingest, never of a client: each decoded piece is
- * kept in a window of `windowBytes` (taken from the shared budget) as it goes to the
- * ingest, and every reader reads the window at its own pace from its own offset. The rules:
+ * With a spool file, the download runs at the upstream's pace into the file, every reader
+ * reads it from its own offset at its own pace (late joiners and ranges too), and the
+ * ingest reads the file once the download checked out. With a window (no room in the spool), the
+ * download goes at the ingest's pace, each piece kept in the window as it goes to the
+ * ingest; a reader whose next byte has left the window waits until the NAR is stored and
+ * is then served from the castore. The rules, either way:
  *
- * - A reader whose next byte has already left the window (a slow client, a late joiner, a
- *   range far behind) waits until the NAR is stored and is then served from the castore.
- * - The last byte is sent only after the whole NAR checked out (NarHash, NarSize, a valid
- *   NAR): a corrupt upstream NAR ends every response short of its Content-Length, so no
- *   client ever receives it whole, and nothing of it is stored as a path.
- * - A client that leaves does not stop the download while others read it; when the last
- *   reader leaves before the end (its client went away), the download is dropped at once
- *   and nothing of it becomes visible. A reader that got all it asked for (a range) does
- *   not drop it: the download then finishes and the path becomes local, as does one whose
- *   request never read it (answered 304 or 416 once the download had begun).
+ * - The last byte is sent only once the download itself matched its NarHash and NarSize
+ *   (a sha256 over the decoded bytes as they arrive): a corrupt upstream NAR ends every
+ *   response short of its Content-Length, so no client ever receives it whole, and the
+ *   ingest, which checks the same, stores nothing of it.
+ * - The path becomes local only when the ingest checked it out too; until then a client
+ *   that asks is served from the download.
+ * - A client that leaves does not stop the download while others read it. When the last
+ *   reader leaves before the end while the download still runs (its client went away),
+ *   the download is dropped at once and nothing of it becomes visible. Once every byte
+ *   arrived, the ingest always finishes. A reader that got all it asked for (a range)
+ *   does not drop it, nor does a request that never read it (answered 304 or 416).
  */
 export class Flight {
   readonly settled: Promise<void>
   /** Resolves once the first bytes arrived (or the NAR was stored); rejects if the download failed before. */
   readonly ready: Promise<void>
-  private onReady: () => void = () => undefined
   private readonly controller = new AbortController()
-  private pieces: Uint8Array[] = []
-  /** NAR offset of `pieces[0]`. */
-  private windowStart = 0
+  /** Bytes downloaded and kept. */
   private produced = 0
-  private held = 0
+  /** Every byte arrived and matched. */
+  private downloaded = false
+  private downloadFailure: { error: unknown } | undefined
   private state: 'running' | 'stored' | 'failed' = 'running'
   private failure: unknown
   private freed = false
@@ -65,9 +71,10 @@ export class Flight {
 
   constructor(private readonly options: FlightOptions) {
     const signal = this.controller.signal
-    this.ready = new Promise<void>((resolve) => (this.onReady = resolve))
-    this.settled = options
-      .consume(this.tee(options.source(signal)), signal)
+    let arrived: () => void = () => undefined
+    const firstBytes = new Promise<void>((resolve) => (arrived = resolve))
+    const work = options.keep.paced ? options.consume(this.download(signal, arrived), signal) : this.unpaced(signal, arrived)
+    this.settled = work
       .then(
         () => {
           this.state = 'stored'
@@ -86,7 +93,7 @@ export class Flight {
       })
     // Readers await it; a flight nobody reads must not be an unhandled rejection.
     this.settled.catch(() => undefined)
-    this.ready = Promise.race([this.ready, this.settled])
+    this.ready = Promise.race([firstBytes, this.settled])
     this.ready.catch(() => undefined)
   }
 
@@ -100,24 +107,47 @@ export class Flight {
     this.controller.abort(reason)
   }
 
-  private async *tee(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-    const { budget, windowBytes } = this.options
-    for await (const piece of source) {
-      // The window's own copy: the ingest may hand its buffers to a worker thread.
-      const copy = new Uint8Array(piece)
-      await budget.acquire(copy.length, this.held === 0, this.controller.signal)
-      this.pieces.push(copy)
-      this.produced += copy.length
-      this.held += copy.length
-      for (let first = this.pieces[0]; first !== undefined && this.held - first.length >= windowBytes; first = this.pieces[0]) {
-        this.pieces.shift()
-        this.held -= first.length
-        this.windowStart += first.length
-        budget.release(first.length)
+  /** The upstream's bytes into the keep as they arrive; yields them as kept. */
+  private async *download(signal: AbortSignal, arrived: () => void): AsyncGenerator<Uint8Array> {
+    try {
+      for await (const piece of this.options.source(signal)) {
+        const kept = await this.options.keep.add(piece, signal)
+        this.produced += piece.length
+        this.wake()
+        arrived()
+        yield kept
       }
+      this.downloaded = true
+      this.options.onDownloaded?.()
+    } catch (error) {
+      this.downloadFailure = { error }
+      throw error
+    } finally {
       this.wake()
-      this.onReady()
-      yield copy
+    }
+  }
+
+  /**
+   * The download, then the ingest of the spool file. One after the other: the ingest takes
+   * CPU the download and its clients would otherwise lack (the first download then goes at
+   * the upstream's pace, which is the point of the spool), and a NAR that did not check out
+   * never reaches the store.
+   */
+  private async unpaced(signal: AbortSignal, arrived: () => void): Promise<void> {
+    for await (const piece of this.download(signal, arrived)) void piece
+    await this.options.consume(this.follow(signal), signal)
+  }
+
+  /** Every kept byte from the start, as the download adds them: what the ingest reads. */
+  private async *follow(signal: AbortSignal): AsyncGenerator<Uint8Array> {
+    for (let position = 0; ; ) {
+      if (this.downloadFailure) throw this.downloadFailure.error
+      if (position < this.produced) {
+        const bytes = await this.options.keep.read(position, this.produced - position)
+        position += bytes.length
+        yield bytes
+      } else if (this.downloaded) return
+      else await this.changed(signal)
     }
   }
 
@@ -134,35 +164,25 @@ export class Flight {
   private freeIfIdle(): void {
     if (this.state === 'running' || this.readers > 0 || this.freed) return
     this.freed = true
-    this.options.budget.release(this.held)
-    this.held = 0
-    this.pieces = []
+    this.options.keep.free().catch(() => undefined)
   }
 
-  /** How far readers may read: all that arrived, but the last byte only once the NAR is stored. */
+  /** How far readers may read: all that arrived, but the last byte only once the download matched. */
   private readable(): number {
-    return this.state === 'stored' ? this.produced : Math.min(this.produced, this.options.size - 1)
+    return this.downloaded ? this.produced : Math.min(this.produced, this.options.size - 1)
   }
 
-  /** The piece of the window holding `offset`, and the piece's own offset. */
-  private pieceAt(offset: number): { piece: Uint8Array; at: number } {
-    let at = this.windowStart
-    for (const piece of this.pieces) {
-      if (offset < at + piece.length) return { piece, at }
-      at += piece.length
-    }
-    throw new NixcasError('INTERNAL', `offset ${offset} is not in the window`)
-  }
-
-  /** Bytes `range` of the NAR, from the window while it holds them, else from the castore once stored. */
+  /** Bytes `range` of the NAR, from the download while it keeps them, else from the castore once stored. */
   async *read(range: NarRange, signal: AbortSignal): AsyncGenerator<Uint8Array> {
     this.readers++
     let satisfied = false
     let position = range.start
     try {
       while (position < range.end) {
-        if (this.state === 'failed') throw this.failure
-        if (position < this.windowStart || this.freed) {
+        if (this.downloadFailure) throw this.downloadFailure.error
+        // A window stops with its ingest; a downloaded spool file still serves if the ingest failed.
+        if (this.state === 'failed' && !this.downloaded) throw this.failure
+        if (position < this.options.keep.start || this.freed) {
           await until(this.settled, signal)
           yield* this.options.local({ start: position, end: range.end }, signal)
           satisfied = true
@@ -173,15 +193,14 @@ export class Flight {
           await this.changed(signal)
           continue
         }
-        const { piece, at } = this.pieceAt(position)
-        const bytes = piece.subarray(position - at, Math.min(piece.length, limit - at))
+        const bytes = await this.options.keep.read(position, limit - position)
         position += bytes.length
         yield bytes
       }
       satisfied = true
     } finally {
       this.readers--
-      if (!satisfied && this.readers === 0 && this.state === 'running') {
+      if (!satisfied && this.readers === 0 && this.state === 'running' && !this.downloaded && !this.downloadFailure) {
         this.droppedByReaders = true
         this.controller.abort(new NixcasError('ABORTED', 'every client of the upstream download went away'))
       }

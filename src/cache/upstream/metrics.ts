@@ -19,6 +19,7 @@ export class UpstreamMetrics {
   readonly bytes: Counter
   readonly requests: Counter
   readonly errors: Counter
+  readonly retries: Counter
   readonly seconds: Counter
 
   constructor(metrics: Metrics) {
@@ -29,6 +30,7 @@ export class UpstreamMetrics {
     this.bytes = metrics.counter('nixcas_upstream_bytes_total', 'Bytes received from an upstream (as sent, compressed), by upstream')
     this.requests = metrics.counter('nixcas_upstream_requests_total', 'Requests to an upstream, by upstream and request (cache-info, narinfo, nar)')
     this.errors = metrics.counter('nixcas_upstream_errors_total', 'Failed requests to an upstream (errors, timeouts, unexpected status), by upstream and request')
+    this.retries = metrics.counter('nixcas_upstream_retries_total', 'Requests to an upstream tried again after a transient failure, by upstream and request')
     this.seconds = metrics.counter('nixcas_upstream_request_seconds_total', 'Seconds until an upstream answered (headers), by upstream and request; divide by nixcas_upstream_requests_total for the mean')
   }
 

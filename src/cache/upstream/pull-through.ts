@@ -1,20 +1,26 @@
+import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { ByteBudget } from '../../budget.ts'
 import { decode } from '../../codec/decode.ts'
 import { isNixcasError, NixcasError } from '../../errors.ts'
 import { formatNixHash } from '../../nix/hash.ts'
+import type { NarInfo } from '../../nix/narinfo.ts'
 import type { NarRange } from '../../render/render.ts'
 import type { BinaryCache } from '../binary-cache.ts'
 import type { NarService } from '../nar-service.ts'
 import { Flight } from './flight.ts'
+import { Window, type Keep } from './keep.ts'
 import type { UpstreamMetrics } from './metrics.ts'
 import type { UpstreamNarInfos, UpstreamPath } from './narinfos.ts'
+import type { Spool } from './spool.ts'
 
 export interface PullThroughOptions {
   /** Decoded bytes of one download kept for the clients sharing it. */
   windowBytes: number
   /** Shared by every window (the NAR read-ahead budget). */
   budget: ByteBudget
+  /** Where whole downloads go so that clients need not wait for the ingest; none: always a window. */
+  spool?: Spool
   metrics: UpstreamMetrics
   logger: Logger
 }
@@ -28,16 +34,46 @@ export interface PulledNar {
 /** Errors that mean the upstream's bytes are not the NAR its narinfo describes. */
 const CORRUPTION = new Set(['BAD_REQUEST', 'BAD_NAR', 'TOO_LARGE'])
 
+const corrupt = (path: UpstreamPath, why: string, cause?: unknown): NixcasError => {
+  const { narinfo } = path
+  const message = `${path.upstream.url}: the NAR of ${narinfo.storePath} does not match its narinfo (NarHash ${formatNixHash(narinfo.narHash)}, NarSize ${narinfo.narSize}): ${why}`
+  return new NixcasError('UPSTREAM_CORRUPT', message, { cause })
+}
+
+/**
+ * The decoded NAR as it arrives, hashed on the way: after the last piece it ends only if
+ * the size and hash are the narinfo's, else it throws UPSTREAM_CORRUPT (so does a file that
+ * does not decode). This is what lets the last byte go to clients at the download's pace.
+ */
+async function* checked(path: UpstreamPath, source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const { narHash, narSize } = path.narinfo
+  const hash = createHash(narHash.algorithm)
+  let size = 0
+  try {
+    for await (const piece of source) {
+      size += piece.length
+      hash.update(piece)
+      yield piece
+    }
+  } catch (error) {
+    throw isNixcasError(error) && CORRUPTION.has(error.code) ? corrupt(path, error.message, error) : error
+  }
+  if (size !== narSize) throw corrupt(path, `it has ${size} bytes`)
+  if (!hash.digest().equals(narHash.digest)) throw corrupt(path, 'its hash differs')
+}
+
 /**
  * NAR pull-through: a GET of a NAR known only from an upstream narinfo downloads it once
- * (see Flight for the sharing rules), decodes it as the narinfo's Compression says, and
- * ingests the decoded bytes through the bounded ingest with the narinfo's NarHash and
- * NarSize as the expectation. The path is recorded (PathInfo, our signature added) only
+ * (see Flight for the sharing rules) into a spool file when the spool has room (else a
+ * window), decodes it as the narinfo's Compression says, checks it against NarHash and
+ * NarSize as it arrives, and ingests the decoded bytes through the bounded ingest with the
+ * same expectation. The path is recorded (PathInfo, our signature added) only
  * when the whole NAR checked out; from then on it is an ordinary local path. A NAR whose
  * bytes do not check out is never stored, and its narinfo is forgotten.
  */
 export class PullThrough {
-  private readonly flights = new Map<string, Flight>()
+  /** Downloads by NAR hash; a promise, since a spool file is opened before the download starts. */
+  private readonly flights = new Map<string, Promise<Flight>>()
 
   constructor(
     private readonly cache: BinaryCache,
@@ -56,17 +92,23 @@ export class PullThrough {
     const path = this.narinfos.byNar(narHashBase32)
     if (path === undefined) return undefined
     const size = path.narinfo.narSize
-    let flight = this.flights.get(narHashBase32)
-    if (flight === undefined) {
+    let flying = this.flights.get(narHashBase32)
+    if (flying === undefined) {
       // Stored since the caller looked? A download that finished has written its record before it left the map.
       if ((await this.nars.entry(narHashBase32)) !== undefined) return { size, read: (range, signal) => this.local(narHashBase32, range, signal) }
-      flight = this.flights.get(narHashBase32)
+      flying = this.flights.get(narHashBase32)
     }
-    if (flight === undefined) flight = this.start(narHashBase32, path)
+    if (flying === undefined) flying = this.start(narHashBase32, path)
     else this.options.metrics.joins.inc({ upstream: path.upstream.url })
+    const flight = await flying
     await flight.ready
-    const joined = flight
-    return { size, read: (range, signal) => joined.read(range, signal) }
+    return { size, read: (range, signal) => flight.read(range, signal) }
+  }
+
+  /** Resolves once every download now in progress has ended (stored or not). */
+  async idle(): Promise<void> {
+    const flights = await Promise.all(this.flights.values())
+    await Promise.all(flights.map((flight) => flight.settled.catch(() => undefined)))
   }
 
   /** Downloads in progress (tests, metrics). */
@@ -76,9 +118,8 @@ export class PullThrough {
 
   /** Stops every download (the server is closing) and waits for them to end. */
   async close(): Promise<void> {
-    const flights = [...this.flights.values()]
-    for (const flight of flights) flight.abort(new NixcasError('ABORTED', 'the server is closing'))
-    await Promise.all(flights.map((flight) => flight.settled.catch(() => undefined)))
+    for (const flight of await Promise.all(this.flights.values())) flight.abort(new NixcasError('ABORTED', 'the server is closing'))
+    await this.idle()
   }
 
   private async *local(narHash: string, range: NarRange, signal: AbortSignal): AsyncGenerator<Uint8Array> {
@@ -87,20 +128,34 @@ export class PullThrough {
     yield* this.nars.render(nar, range, signal)
   }
 
-  private start(narHash: string, path: UpstreamPath): Flight {
+  /** A spool file for the NAR when the spool has room (and works), else a window. */
+  private async keep(narinfo: NarInfo, log: Logger): Promise<Keep> {
+    const file = await this.options.spool?.file(narinfo.narSize).catch((error: unknown) => {
+      log.warn({ err: error }, 'cannot open a spool file; the download goes at the pace of the ingest')
+      return undefined
+    })
+    return file ?? new Window(this.options.windowBytes, this.options.budget)
+  }
+
+  private start(narHash: string, path: UpstreamPath): Promise<Flight> {
+    const log = this.options.logger.child({ upstream: path.upstream.url, storePath: path.narinfo.storePath })
+    const flying = this.keep(path.narinfo, log).then((keep) => this.fly(narHash, path, keep, log))
+    this.flights.set(narHash, flying)
+    return flying
+  }
+
+  private fly(narHash: string, path: UpstreamPath, keep: Keep, log: Logger): Flight {
     const { narinfo, upstream } = path
     const started = Date.now()
-    const log = this.options.logger.child({ upstream: upstream.url, storePath: narinfo.storePath })
     const flight = new Flight({
       size: narinfo.narSize,
-      windowBytes: this.options.windowBytes,
-      budget: this.options.budget,
-      source: (signal) => decode(upstream.narFile(narinfo, signal), path.method, { signal, maxOutputBytes: narinfo.narSize }),
+      keep,
+      source: (signal) => checked(path, decode(upstream.narFile(narinfo, signal), path.method, { signal, maxOutputBytes: narinfo.narSize })),
       consume: (bytes, signal) => this.store(path, bytes, signal),
       local: (range, signal) => this.local(narHash, range, signal),
+      onDownloaded: () => log.info({ ms: Date.now() - started, narSize: narinfo.narSize }, 'NAR downloaded from upstream and checked'),
     })
-    this.flights.set(narHash, flight)
-    log.info({ narSize: narinfo.narSize, compression: narinfo.compression }, 'pulling NAR from upstream')
+    log.info({ narSize: narinfo.narSize, compression: narinfo.compression, spooled: !keep.paced }, 'pulling NAR from upstream')
     flight.settled
       .then(
         () => {
@@ -130,8 +185,7 @@ export class PullThrough {
       await this.cache.recordPath(path.hash, narinfo, result.root)
     } catch (error) {
       if (signal.aborted || !isNixcasError(error) || !CORRUPTION.has(error.code)) throw error
-      const message = `${path.upstream.url}: the NAR of ${narinfo.storePath} does not match its narinfo (NarHash ${formatNixHash(narinfo.narHash)}, NarSize ${narinfo.narSize}): ${error.message}`
-      throw new NixcasError('UPSTREAM_CORRUPT', message, { cause: error })
+      throw corrupt(path, error.message, error)
     }
   }
 }
