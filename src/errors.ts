@@ -36,6 +36,8 @@ export const errorTable = {
   UPSTREAM_FAILED: { status: 502, transient: true },
   /** An upstream NAR that does not match its narinfo (NarHash, NarSize, or not a NAR): never stored or served. */
   UPSTREAM_CORRUPT: { status: 502, transient: false },
+  /** An upload body that stopped arriving while the server waited for it. */
+  UPLOAD_TIMEOUT: { status: 408, transient: true },
   ABORTED: { status: 499, transient: false },
 } as const satisfies Record<string, { status: number; transient: boolean }>
 

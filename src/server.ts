@@ -112,6 +112,7 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
       narinfoMaxAge: config.narinfoMaxAge,
       notFoundMaxAge: config.notFoundMaxAge,
       compressNars: config.compressNars,
+      uploadIdleTimeout: config.uploadIdleTimeout * 1000,
     },
     pressure: config.pressure,
   }

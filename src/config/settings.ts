@@ -108,6 +108,7 @@ export const settings = {
   }),
   maxNarSize: setting({ kind: size, min: 1, env: 'NIXCAS_MAX_NAR_SIZE', doc: 'Largest NAR accepted for upload; unlimited when unset.' }),
   uploadBytesInFlight: setting({ kind: size, default: 64 * MiB, min: MiB, env: 'NIXCAS_UPLOAD_BYTES_IN_FLIGHT', doc: 'Bytes one upload may hold before it waits for the store.' }),
+  uploadIdleTimeout: setting({ kind: duration('s'), default: 60, env: 'NIXCAS_UPLOAD_IDLE_TIMEOUT', doc: 'An upload whose client sends no byte of its body for this long while the server waits for one is answered 408 (a client that declared a body and never sends it would otherwise hold the request forever); 0 turns it off.' }),
   totalUploadBytes: setting({ kind: size, default: 256 * MiB, min: MiB, env: 'NIXCAS_TOTAL_UPLOAD_BYTES', doc: 'Bytes all uploads together may hold.' }),
   totalWindowBytes: setting({ kind: size, default: 128 * MiB, min: MiB, env: 'NIXCAS_TOTAL_WINDOW_BYTES', doc: 'Bytes all NAR read-ahead windows together may hold.' }),
   narinfoCacheEntries: setting({ kind: integer, default: 100_000, env: 'NIXCAS_NARINFO_CACHE_ENTRIES', doc: 'Narinfos kept in memory.' }),

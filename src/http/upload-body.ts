@@ -58,7 +58,8 @@ export function uploadBody(request: FastifyRequest, limit: UploadLimit, signal?:
   if (method === undefined) {
     throw new NixcasError('UNSUPPORTED_ENCODING', `Content-Encoding ${JSON.stringify(header)} is not one of identity, br, zstd, xz, gzip, deflate, bzip2`)
   }
-  const socket = readAheadBytes > 0 ? readAhead(request.raw, readAheadBytes, request.server.uploadBudget) : request.raw
+  const idleMs = request.server.settings.uploadIdleTimeout ?? 0
+  const socket = readAhead(request.raw, readAheadBytes > 0 ? readAheadBytes : 1, readAheadBytes > 0 ? request.server.uploadBudget : undefined, idleMs)
   const raw = bounded(socket, limit.maxBytes + slack(limit.maxBytes), `${limit.what} upload`)
   return named(decode(raw, method, { signal, maxOutputBytes: limit.maxBytes }), limit.what)
 }

@@ -16,6 +16,8 @@ export interface HttpSettings {
   narinfoMaxAge: number
   notFoundMaxAge: number
   compressNars: boolean
+  /** Milliseconds an upload may send nothing while its body is awaited; 0: no limit. */
+  uploadIdleTimeout?: number
 }
 
 export interface ServicesOptions {

@@ -22,6 +22,7 @@ const ROUTE_URLS: Record<string, string> = {
   '/build-trace-v2/:drv/:output': `/build-trace-v2/${PATH_HASH}-hostile.drv/out.doi`,
   '/debuginfo/:name': `/debuginfo/ab${'c'.repeat(38)}.debug`,
   '/log/:name': `/log/${PATH_HASH}-hostile.drv`,
+  '/pins/:name': '/pins/hostile',
 }
 /** Routes whose bodies are any bytes at all (a build log): only undecodable bodies are refused there. */
 const ANY_BYTES = new Set(['/log/:name'])
