@@ -129,7 +129,8 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
       const signal = clientGone(request, reply)
       // The NAR's own bound (maxNarSize) is enforced by ingest, on the NAR.
       const body = uploadBody(request, { maxBytes: Infinity, what: 'NAR' }, signal)
-      result = await fastify.cache.putNar(request.params.file, body, signal)
+      // The body's pieces come from the socket and belong to no one else: they are handed over, not copied.
+      result = await fastify.cache.putNar(request.params.file, body, signal, { handOver: true })
     } catch (error) {
       fastify.metrics.ingestedNars.inc({ outcome: 'refused' })
       throw error

@@ -1,5 +1,5 @@
 import { DIGEST_SIZE } from '../../castore/digest.ts'
-import type { ChunkSizes } from '../../castore/chunker.ts'
+import { isJoinedChunk, type ChunkSizes } from '../../castore/chunker.ts'
 import type { CodecMethod } from '../../codec/methods.ts'
 import type { IngestEvent } from '../events.ts'
 
@@ -172,10 +172,14 @@ export class BatchWriter {
       case 'chunk': {
         const digest = this.meta.add(event.digest)
         if (event.bytes.length >= OWN_BUFFER) {
-          // A copy in the worker, so the transfer detaches nothing else (chunks are views of decoder output).
-          const own = Buffer.allocUnsafeSlow(event.bytes.length)
-          own.set(event.bytes)
-          this.chunks.push(own.buffer)
+          // A chunk the chunker joined is moved as it is; any other is a view of decoder
+          // output and is copied, so the transfer detaches nothing else.
+          let own = event.bytes
+          if (!isJoinedChunk(own)) {
+            own = Buffer.allocUnsafeSlow(event.bytes.length)
+            own.set(event.bytes)
+          }
+          this.chunks.push(own.buffer as ArrayBuffer)
           r.push(Tag.Chunk, digest, this.chunks.length - 1, 0, own.length)
         } else {
           r.push(Tag.Chunk, digest, NULL, this.small.add(event.bytes), event.bytes.length)
