@@ -23,7 +23,8 @@ export type ToWorker =
       /** Input taken is reported once this much more was taken (or when the main thread waits). */
       ackBytes: number
     }
-  | { kind: 'input'; id: number; bytes: Uint8Array }
+  /** Body pieces in order, several to a message: a message per 64 KiB socket read cost both threads more than the bytes. */
+  | { kind: 'input'; id: number; pieces: Uint8Array[] }
   | { kind: 'end'; id: number }
   /** The main thread has no room to send more input until it hears what was taken. */
   | { kind: 'waiting'; id: number }
