@@ -7,7 +7,6 @@
  *   npm run bench -- ingest
  * NIXCAS_BENCH_INGEST_TREE (default /usr/share/doc) is the tree whose NAR is ingested.
  */
-import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises'
@@ -25,21 +24,13 @@ import { storeNar } from '../src/ingest/ingest.ts'
 import { IngestWorkers } from '../src/ingest/parse/workers.ts'
 import { writeNar } from '../src/nix/nar-writer.ts'
 import { FsStore } from '../src/stores/fs.ts'
-import { MB, hasCommand, report } from './lib.ts'
+import { MB, hasCommand, markdownTable, sh } from './lib.ts'
 import { machineLine, writeResultSection } from './results.ts'
 
 const REPS = 3
 const PIECE = 64 * 1024
 
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number
-
-function sh(script: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', script], { stdio: ['ignore', 'inherit', 'inherit'] })
-    child.on('error', reject)
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${script} exited with ${code}`))))
-  })
-}
 
 /** Median milliseconds of `work` over REPS runs, after one untimed run. */
 async function timed(work: () => Promise<void> | void): Promise<number> {
@@ -150,22 +141,11 @@ export async function benchIngest(): Promise<void> {
         console.log(rows.at(-1))
       }
     }
-    report(rows)
-
-    const keys = Object.keys(rows[0] ?? {})
-    const table = [`| ${keys.join(' | ')} |`, `|${keys.map(() => '---').join('|')}|`, ...rows.map((line) => `| ${keys.map((key) => line[key]).join(' | ')} |`)].join('\n')
-    await writeResultSection(
-      'ingest',
-      [
-        '## ingest: where the time of a NAR upload goes',
-        '',
-        `\`npm run bench -- ingest\` — ${machineLine()}; load average ${loadavg()[0]?.toFixed(2)} at the end; ${workers.size} ingest worker(s)`,
-        '',
-        `NAR of \`${tree}\` (${(size / MB).toFixed(0)} MB), read from a file in 64 KiB pieces as a socket delivers a body. Medians of ${REPS} runs after one untimed run. The floors run in one thread on bytes in memory; an ingest runs decode, parse, chunking and hashing in the worker pool and packs, records and the dedup index on the main thread. Busy ms: each thread's event-loop utilisation during the ingest.`,
-        '',
-        table,
-      ].join('\n'),
-    )
+    console.table(rows)
+    const how = `NAR of \`${tree}\` (${(size / MB).toFixed(0)} MB), read from a file in 64 KiB pieces as a socket delivers a body. Medians of ${REPS} runs after one untimed run. The floors run in one thread on bytes in memory; an ingest runs decode, parse, chunking and hashing in the worker pool and packs, records and the dedup index on the main thread. Busy ms: each thread's event-loop utilisation during the ingest.`
+    const title = '## ingest: where the time of a NAR upload goes'
+    const when = `\`npm run bench -- ingest\` — ${machineLine()}; load average ${loadavg()[0]?.toFixed(2)} at the end; ${workers.size} ingest worker(s)`
+    await writeResultSection('ingest', [title, when, how, markdownTable(rows)].join('\n\n'))
   } finally {
     await workers.close()
     await rm(dir, { recursive: true, force: true })
