@@ -5,7 +5,6 @@
  *   npm run bench -- parse
  * NIXCAS_BENCH_PARSE_TREE (default /usr/bin) is the tree whose NAR is parsed.
  */
-import { spawn } from 'node:child_process'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
@@ -19,16 +18,8 @@ import type { IngestEvent } from '../src/ingest/events.ts'
 import { parseNarEvents } from '../src/ingest/parse/parse.ts'
 import { IngestWorkers } from '../src/ingest/parse/workers.ts'
 import { writeNar } from '../src/nix/nar-writer.ts'
-import { MB, hasCommand, report } from './lib.ts'
+import { MB, hasCommand, markdownTable, report, sh } from './lib.ts'
 import { machineLine, writeResultSection } from './results.ts'
-
-function sh(script: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', script], { stdio: ['ignore', 'inherit', 'inherit'] })
-    child.on('error', reject)
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${script} exited with ${code}`))))
-  })
-}
 
 type Producer = (body: AsyncIterable<Uint8Array>, method: CodecMethod) => AsyncIterable<IngestEvent>
 
@@ -104,8 +95,7 @@ export async function benchParse(): Promise<void> {
     }
     report(rows)
 
-    const keys = Object.keys(rows[0] ?? {})
-    const table = [`| ${keys.join(' | ')} |`, `|${keys.map(() => '---').join('|')}|`, ...rows.map((line) => `| ${keys.map((key) => line[key]).join(' | ')} |`)].join('\n')
+    const table = markdownTable(rows)
     await writeResultSection(
       'parse',
       [

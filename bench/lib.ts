@@ -56,3 +56,18 @@ export async function makeBenchTree(root: string, scale = 1): Promise<void> {
 export function report(rows: Record<string, string | number>[]): void {
   console.table(rows)
 }
+
+/** The same rows as a Markdown table, columns in the first row's order. */
+export function markdownTable(rows: Record<string, string | number>[]): string {
+  const keys = Object.keys(rows[0] ?? {})
+  return [`| ${keys.join(' | ')} |`, `|${keys.map(() => '---').join('|')}|`, ...rows.map((line) => `| ${keys.map((key) => line[key]).join(' | ')} |`)].join('\n')
+}
+
+/** Runs a shell script with the output shown; rejects on a non-zero exit. */
+export function sh(script: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('sh', ['-c', script], { stdio: ['ignore', 'inherit', 'inherit'] })
+    child.on('error', reject)
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${script} exited with ${code}`))))
+  })
+}

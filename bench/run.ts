@@ -9,6 +9,7 @@ benches.codec = () => import('./codec.ts').then((module) => module.benchCodec())
 benches.hostile = () => import('./hostile.ts').then((module) => module.benchHostile())
 benches.parse = () => import('./ingest-parse.ts').then((module) => module.benchParse())
 benches.lifecycle = () => import('./lifecycle.ts').then((module) => module.benchLifecycle())
+benches.ingest = () => import('./ingest.ts').then((module) => module.benchIngest())
 benches['pull-through'] = () => import('./pull-through.ts').then((module) => module.benchPullThrough())
 
 const wanted = process.argv.slice(2)

@@ -1,3 +1,4 @@
+import { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -130,7 +131,10 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
       const signal = clientGone(request, reply)
       // The NAR's own bound (maxNarSize) is enforced by ingest, on the NAR.
       const body = uploadBody(request, { maxBytes: Infinity, what: 'NAR' }, signal)
-      result = await fastify.cache.putNar(request.params.file, body, signal)
+      // Pieces read from a socket belong to no one else: they are handed over, not copied. An
+      // injected request's (tests, tools) are the caller's buffers and must stay usable.
+      const handOver = request.raw.socket instanceof Socket
+      result = await fastify.cache.putNar(request.params.file, body, signal, { handOver })
     } catch (error) {
       fastify.metrics.ingestedNars.inc({ outcome: 'refused' })
       throw error

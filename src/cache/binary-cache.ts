@@ -54,7 +54,9 @@ export interface NarFile {
 
 /**
  * The body's bytes in buffers of their own: the worker pool takes (detaches) what it is
- * given, and a caller's buffer (a test's payload, a pooled slice) must stay usable.
+ * given, and a caller's buffer (a test's payload, a pooled slice) must stay usable. A body
+ * read from a socket is handed over instead (`handOver`): each of its pieces is a buffer
+ * nobody else holds, and copying them cost the main thread a pass over every byte.
  */
 async function* owned(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   for await (const chunk of body) yield new Uint8Array(chunk)
@@ -255,7 +257,7 @@ export class BinaryCache {
    * (`compression=gzip` uploads `<filehash>.nar`), so a plain name whose body starts with
    * gzip's magic is gzip, named by its file hash; a NAR itself never starts so.
    */
-  async putNar(name: string, body: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<IngestResult> {
+  async putNar(name: string, body: AsyncIterable<Uint8Array>, signal?: AbortSignal, options: { handOver?: boolean } = {}): Promise<IngestResult> {
     const parsed = parseNarFileName(name)
     if (!parsed) throw new NixcasError('BAD_REQUEST', `${JSON.stringify(name)} is not <name>.nar[.xz|.zst|.bz2|.br]`)
     let method = parsed.compression
@@ -263,23 +265,24 @@ export class BinaryCache {
     // A plain `.nar` named by its NAR hash must be that NAR, checked before it is indexed: a refused NAR is never servable.
     const expectedNarHash = method === 'none' && NAR_HASH.test(parsed.stem) ? narHashOf(parsed.stem) : undefined
     const record = (result: IngestResult): UploadRecord => (method === parsed.compression ? { narHash: result.narHash } : { narHash: result.narHash, compression: method })
-    return this.ingest(body, { method, expectedNarHash, signal, publish: (result) => this.cas.putUpload(parsed.stem, name, record(result)) })
+    return this.ingest(body, { method, expectedNarHash, signal, handOver: options.handOver, publish: (result) => this.cas.putUpload(parsed.stem, name, record(result)) })
   }
 
   /**
    * Ingests a NAR stream through the bounded ingest (worker pool, upload budget, dedup).
-   * `expectedNarHash` and `maxNarSize` are checked before anything becomes visible.
+   * `expectedNarHash` and `maxNarSize` are checked before anything becomes visible. With
+   * `handOver`, the body's buffers are the ingest's to keep (moved to a worker, not copied).
    */
   async ingest(
     body: AsyncIterable<Uint8Array>,
-    options: { method: NarCompression; expectedNarHash?: NixHash; maxNarSize?: number; signal?: AbortSignal; publish?: (result: IngestResult) => Promise<void> },
+    options: { method: NarCompression; expectedNarHash?: NixHash; maxNarSize?: number; signal?: AbortSignal; handOver?: boolean; publish?: (result: IngestResult) => Promise<void> },
   ): Promise<IngestResult> {
     const { chunkSizes } = this.options.ingest
     const maxNarSize = Math.min(options.maxNarSize ?? Infinity, this.options.ingest.maxNarSize ?? Infinity)
     const limit = Number.isFinite(maxNarSize) ? maxNarSize : undefined
     const { signal, expectedNarHash } = options
     const parseOptions: ParseOptions = { method: options.method, chunkSizes, maxNarSize: limit, signal }
-    const events = this.options.parser ? this.options.parser.parse(owned(body), parseOptions) : parseNarEvents(body, parseOptions)
+    const events = this.options.parser ? this.options.parser.parse(options.handOver === true ? body : owned(body), parseOptions) : parseNarEvents(body, parseOptions)
     // The lease covers the record and what `publish` writes too: garbage collection on any replica sees them or it.
     const lease = await Lease.open(this.cas.store)
     try {

@@ -68,39 +68,106 @@ export function cutPoint(data: Uint8Array, start: number, end: number, sizes: Ch
   return limit
 }
 
-/** Cuts a stream into chunks; feed it with `push` and end it with `finish`. */
+/**
+ * Buffers the chunker allocated to join a chunk that arrived in several pieces: nothing else
+ * holds them, so a consumer may take them over (transfer them to another thread) as they are.
+ */
+const joined = new WeakSet<ArrayBufferLike>()
+
+/** Whether `chunk` is a buffer of its own that the chunker made, which nobody else references. */
+export function isJoinedChunk(chunk: Uint8Array): boolean {
+  return joined.has(chunk.buffer) && chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength
+}
+
+/**
+ * Cuts a stream into chunks; feed it with `push` and end it with `finish`. It scans each
+ * byte once as it arrives, keeping the gear hash between pieces (the cuts are exactly those
+ * of `cutPoint` over the whole stream), and keeps the pieces of the chunk in progress as
+ * they are: a chunk inside one piece is a view of it, one across pieces is joined once.
+ */
 export class Chunker {
-  private pending: Uint8Array[] = []
-  private pendingBytes = 0
+  private pieces: Uint8Array[] = []
+  /** Bytes of the chunk in progress (in `pieces`). */
+  private length = 0
+  private hash = 0
+  private readonly maskSmall: number
+  private readonly maskLarge: number
 
   constructor(private readonly sizes: ChunkSizes = DEFAULT_CHUNK_SIZES) {
     checkChunkSizes(sizes)
+    const bits = Math.log2(sizes.avg)
+    this.maskSmall = topBits(bits + 2)
+    this.maskLarge = topBits(bits - 2)
   }
 
   /** Yields every chunk that is complete once `bytes` is added. */
   *push(bytes: Uint8Array): Generator<Uint8Array> {
-    if (bytes.length === 0) return
-    this.pending.push(bytes)
-    this.pendingBytes += bytes.length
-    // A cut is final only when a whole max-sized window is at hand.
-    if (this.pendingBytes >= this.sizes.max) yield* this.cut(false)
+    const { min, avg, max } = this.sizes
+    const { maskSmall, maskLarge } = this
+    let offset = 0
+    while (offset < bytes.length) {
+      // `bytes[offset]` is at position `this.length` of the chunk in progress.
+      const base = this.length - offset
+      const end = bytes.length
+      let index = offset + Math.max(0, min - this.length)
+      let cut = -1
+      let hash = this.hash
+      const normalEnd = Math.min(end, avg - base)
+      for (; index < normalEnd; index++) {
+        hash = ((hash << 1) + (GEAR[bytes[index] as number] as number)) | 0
+        if ((hash & maskSmall) === 0) {
+          cut = index + 1
+          break
+        }
+      }
+      if (cut < 0) {
+        const limitEnd = Math.min(end, max - base)
+        for (index = Math.max(index, offset); index < limitEnd; index++) {
+          hash = ((hash << 1) + (GEAR[bytes[index] as number] as number)) | 0
+          if ((hash & maskLarge) === 0) {
+            cut = index + 1
+            break
+          }
+        }
+        if (cut < 0 && base + limitEnd === max) cut = limitEnd
+      }
+      if (cut < 0) {
+        this.hash = hash
+        if (end > offset) this.keep(bytes.subarray(offset, end))
+        return
+      }
+      this.keep(bytes.subarray(offset, cut))
+      yield this.take()
+      offset = cut
+    }
   }
 
   *finish(): Generator<Uint8Array> {
-    yield* this.cut(true)
+    if (this.length > 0) yield this.take()
   }
 
-  private *cut(final: boolean): Generator<Uint8Array> {
-    if (this.pendingBytes === 0) return
-    const data = this.pending.length === 1 ? (this.pending[0] as Uint8Array) : Buffer.concat(this.pending, this.pendingBytes)
-    let start = 0
-    while (data.length - start >= (final ? 1 : this.sizes.max)) {
-      const length = cutPoint(data, start, data.length, this.sizes)
-      yield data.subarray(start, start + length)
-      start += length
+  private keep(piece: Uint8Array): void {
+    this.pieces.push(piece)
+    this.length += piece.length
+  }
+
+  /** The chunk in progress, as one buffer; the next starts empty. */
+  private take(): Uint8Array {
+    const pieces = this.pieces
+    let chunk = pieces[0] as Uint8Array
+    if (pieces.length > 1) {
+      const own = Buffer.allocUnsafeSlow(this.length)
+      let at = 0
+      for (const piece of pieces) {
+        own.set(piece, at)
+        at += piece.length
+      }
+      joined.add(own.buffer)
+      chunk = own
     }
-    const rest = data.subarray(start)
-    this.pending = rest.length > 0 ? [rest] : []
-    this.pendingBytes = rest.length
+    this.pieces = []
+    this.length = 0
+    this.hash = 0
+    return chunk
   }
 }

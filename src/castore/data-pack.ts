@@ -16,6 +16,8 @@ import { DIGEST_SIZE, digestOf, type Digest } from './digest.ts'
 export const DATA_PACK_MAGIC = Buffer.from('NCK1')
 const ENTRY = DIGEST_SIZE + 4
 const FOOTER = 4 + 4 + DATA_PACK_MAGIC.length
+/** Trailer room a growing builder keeps: the entries of 1,800 chunks, a 16 MiB pack of 9 KiB chunks. */
+const TRAILER_ROOM = 64 * 1024
 
 export interface PackEntry {
   readonly digest: Digest
@@ -33,7 +35,7 @@ export class PackBuilder {
   private bytes = 0
 
   constructor(capacity: number) {
-    this.buffer = Buffer.allocUnsafe(Math.max(capacity, 64 * 1024))
+    this.buffer = Buffer.allocUnsafe(Math.max(capacity, 64 * 1024) + TRAILER_ROOM)
   }
 
   get size(): number {
@@ -48,7 +50,8 @@ export class PackBuilder {
   add(digest: Digest, chunk: Uint8Array): number {
     const offset = this.bytes
     if (offset + chunk.length > this.buffer.length) {
-      const grown = Buffer.allocUnsafe(Math.max(offset + chunk.length, this.buffer.length * 2))
+      // Room for the trailer of a pack of average chunks too, so `seal` seldom copies.
+      const grown = Buffer.allocUnsafe(Math.max(offset + chunk.length, this.buffer.length * 2) + TRAILER_ROOM)
       this.buffer.copy(grown, 0, 0, offset)
       this.buffer = grown
     }
@@ -58,11 +61,18 @@ export class PackBuilder {
     return offset
   }
 
-  /** The pack's bytes and its digest. */
+  /**
+   * The pack's bytes and its digest. The trailer is written after the chunks in the same
+   * buffer when it fits (the pack's bytes are not copied again); the builder is spent.
+   */
   seal(): { digest: Digest; bytes: Buffer; entries: readonly PackEntry[] } {
     const trailerSize = this.entries.length * ENTRY + FOOTER
-    const bytes = Buffer.allocUnsafe(this.bytes + trailerSize)
-    this.buffer.copy(bytes, 0, 0, this.bytes)
+    let bytes = this.buffer
+    if (this.bytes + trailerSize > bytes.length) {
+      bytes = Buffer.allocUnsafe(this.bytes + trailerSize)
+      this.buffer.copy(bytes, 0, 0, this.bytes)
+    }
+    bytes = bytes.subarray(0, this.bytes + trailerSize)
     let offset = this.bytes
     for (const entry of this.entries) {
       offset += entry.digest.copy(bytes, offset)

@@ -54,7 +54,10 @@ export class PackSink {
     }
     this.held += bytes.length
     if (!this.builder) {
-      this.builder = new PackBuilder(Math.min(packSize, 4 * 1024 * 1024))
+      // The first pack starts small (most NARs are small) and grows; once a pack was sealed
+      // full the NAR is large, and the next starts at the full size instead of growing (and
+      // copying) 4 → 8 → 16 MiB again.
+      this.builder = new PackBuilder(this.packs.length > 0 ? packSize : Math.min(packSize, 4 * 1024 * 1024))
       this.packs.push(undefined)
     }
     return { pack: this.packs.length - 1, offset: this.builder.add(digest, bytes) }

@@ -16,6 +16,13 @@ const EMPTY = new Uint8Array(0)
 /** Longest token the grammar has ("nix-archive-1"), with room to report a wrong one. */
 const TOKEN_MAX = 16
 
+/** Whether `bytes` are the characters of `text` (all below 256). */
+function isLatin1(bytes: Uint8Array, text: string): boolean {
+  if (bytes.length !== text.length) return false
+  for (let index = 0; index < bytes.length; index++) if (bytes[index] !== text.charCodeAt(index)) return false
+  return true
+}
+
 function toAsync<T>(iterator: Iterator<T>): AsyncIterator<T> {
   return { next: () => Promise.resolve(iterator.next()) }
 }
@@ -100,10 +107,12 @@ class NarParser {
   private async readLength(max: number, what: string, tooLong: NarErrorReason = 'length-too-large'): Promise<number> {
     const at = this.source.offset
     const bytes = await this.source.readExact(8, `the length of ${what}`)
-    const view = new DataView(bytes.buffer, bytes.byteOffset, 8)
-    const high = view.getUint32(4, true)
-    const length = high * 2 ** 32 + view.getUint32(0, true)
-    if (high >= 2 ** 21 || length > max) this.fail(tooLong, at, `${what} declares ${view.getBigUint64(0, true)} bytes, more than ${max}`)
+    const word = (from: number): number => ((bytes[from] as number) | ((bytes[from + 1] as number) << 8) | ((bytes[from + 2] as number) << 16) | ((bytes[from + 3] as number) << 24)) >>> 0
+    const high = word(4)
+    const length = high * 2 ** 32 + word(0)
+    if (high >= 2 ** 21 || length > max) {
+      this.fail(tooLong, at, `${what} declares ${new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true)} bytes, more than ${max}`)
+    }
     return length
   }
 
@@ -125,7 +134,7 @@ class NarParser {
   private async readToken(): Promise<{ token: string; offset: number }> {
     const offset = this.source.offset
     const bytes = await this.readString(TOKEN_MAX, 'a token')
-    return { token: Buffer.from(bytes).toString('latin1'), offset }
+    return { token: String.fromCharCode(...bytes), offset }
   }
 
   private async expect(expected: string): Promise<void> {
@@ -133,8 +142,8 @@ class NarParser {
     const length = await this.readLength(Number.MAX_SAFE_INTEGER, `the token "${expected}"`)
     if (length !== expected.length) this.fail('unexpected-token', offset, `expected "${expected}", got a string of ${length} bytes`)
     const bytes = await this.source.readExact(length, `the token "${expected}"`)
-    const got = Buffer.from(bytes).toString('latin1')
-    if (got !== expected) this.fail('unexpected-token', offset, `expected "${expected}", got ${JSON.stringify(got)}`)
+    // Compared in place: every entry has several tokens, and a copy each added up.
+    if (!isLatin1(bytes, expected)) this.fail('unexpected-token', offset, `expected "${expected}", got ${JSON.stringify(Buffer.from(bytes).toString('latin1'))}`)
     await this.readPadding(length, `the token "${expected}"`)
   }
 

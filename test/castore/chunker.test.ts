@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import t from 'tap'
-import { Chunker, DEFAULT_CHUNK_SIZES, checkChunkSizes, type ChunkSizes } from '../../src/castore/chunker.ts'
+import { Chunker, DEFAULT_CHUNK_SIZES, checkChunkSizes, cutPoint, isJoinedChunk, type ChunkSizes } from '../../src/castore/chunker.ts'
 import { digestHex, digestOf } from '../../src/castore/digest.ts'
 import { slices } from '../helpers/streams.ts'
 
@@ -52,4 +52,47 @@ t.test('chunk sizes are checked', async (t) => {
   t.throws(() => checkChunkSizes({ min: 1024, avg: 3000, max: 9000 }), { code: 'BAD_CONFIG' })
   t.throws(() => checkChunkSizes({ min: 8192, avg: 4096, max: 16384 }), { code: 'BAD_CONFIG' })
   t.throws(() => checkChunkSizes({ min: 1024, avg: 4096, max: 4096 }), { code: 'BAD_CONFIG' })
+})
+
+t.test('the streaming chunker cuts exactly where cutPoint cuts the whole stream', async (t) => {
+  for (const sizes of [small, DEFAULT_CHUNK_SIZES]) {
+    const data = randomBytes(sizes === small ? 200_000 : 6 * 1024 * 1024)
+    const expected: number[] = []
+    for (let start = 0; start < data.length; start += expected.at(-1) as number) expected.push(cutPoint(data, start, data.length, sizes))
+    for (const cuts of [[data.length], [1], [65536], [sizes.min], [sizes.max, 3], [sizes.avg - 1, sizes.min + 1]]) {
+      t.same(chunk(data, cuts, sizes).map((part) => part.length), expected, `${sizes.avg}-byte average, pieces of ${cuts.join(', ')}`)
+    }
+  }
+})
+
+t.test('bytes that never cut (zeros) are cut at the maximum, however they arrive', async (t) => {
+  const zeros = Buffer.alloc(5 * small.max + 100)
+  const expected = [small.max, small.max, small.max, small.max, small.max, 100]
+  for (const cuts of [[zeros.length], [small.max], [1000], [small.min, small.avg, 7]]) t.same(chunk(zeros, cuts).map((part) => part.length), expected, `pieces of ${cuts.join(', ')}`)
+})
+
+t.test('the cut points are part of the storage format: a fixed input cuts the same way as always', async (t) => {
+  // Bytes from a fixed xorshift32 sequence: the lengths below were cut by the first chunker.
+  const data = Buffer.alloc(3 * 1024 * 1024)
+  let state = 0x12345678
+  for (let index = 0; index < data.length; index++) {
+    state ^= state << 13
+    state ^= state >>> 17
+    state ^= state << 5
+    data[index] = state & 0xff
+  }
+  const lengths = chunk(data, [100_000]).map((part) => part.length)
+  t.equal(lengths.length, 681, 'chunk count')
+  t.equal(createHash('sha256').update(lengths.join(',')).digest('hex'), '8f17ba57e2439db2914fd4a99a6cd6a6157284918dd6279d2bd8678f373f95bf', 'sha256 of the lengths, comma-separated')
+})
+
+t.test('a chunk inside one piece is a view; one across pieces is joined into a buffer of its own', async (t) => {
+  const data = randomBytes(100_000)
+  const chunker = new Chunker(small)
+  const parts = [...chunker.push(data), ...chunker.finish()]
+  t.ok(parts.every((part) => part.buffer === data.buffer && !isJoinedChunk(part)), 'one piece: views of it')
+  const split = new Chunker(small)
+  const across = [...split.push(data.subarray(0, 10)), ...split.push(data.subarray(10)), ...split.finish()]
+  t.ok(isJoinedChunk(across[0] as Uint8Array), 'the first chunk spans both pieces: joined')
+  t.ok(across.slice(1).every((part) => part.buffer === data.buffer), 'the rest are views')
 })

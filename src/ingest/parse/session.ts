@@ -4,6 +4,9 @@ import { NarError, type NarErrorReason } from '../../nix/nar-format.ts'
 import type { IngestEvent } from '../events.ts'
 import { eventCost, readBatch, type FromWorker, type ToWorker, type WireError } from './wire.ts'
 
+/** Body bytes posted to a worker in one message at most. */
+const INPUT_MESSAGE_BYTES = 256 * 1024
+
 export interface SessionLimits {
   /** Body bytes sent to the worker and not yet taken by its decoder. */
   inputBytes: number
@@ -50,6 +53,10 @@ export class Session {
   private wakePump: (() => void) | undefined
   /** A 'waiting' message was sent and no report of input taken has come since. */
   private askedForTaken = false
+  /** Body pieces counted as sent and not yet posted (see `flushInput`). */
+  private unsent: Uint8Array[] = []
+  private unsentBytes = 0
+  private flushQueued: NodeJS.Immediate | undefined
 
   constructor(
     readonly id: number,
@@ -132,6 +139,7 @@ export class Session {
   private endWorker(): void {
     if (!this.workerDone && !this.finished) this.post({ kind: 'cancel', id: this.id })
     this.workerDone = true
+    this.flushInput()
     const inFlight = this.sent - this.taken
     this.taken = this.sent
     if (inFlight > 0) {
@@ -155,6 +163,7 @@ export class Session {
         if (!(await this.roomForInput(chunk.byteLength))) return
         this.send(chunk)
       }
+      this.flushInput()
       if (!this.workerDone) this.post({ kind: 'end', id: this.id })
     } catch (error) {
       this.fail(error instanceof Error ? error : new Error(String(error)), true)
@@ -184,6 +193,8 @@ export class Session {
       // No room (in the window, or in the budget): the worker reports what it took in steps,
       // so ask it to report now. What it took frees both.
       if (!this.askedForTaken) {
+        // What it is to take must be there before it is asked what it took.
+        this.flushInput()
         this.post({ kind: 'waiting', id: this.id })
         this.askedForTaken = true
       }
@@ -200,7 +211,25 @@ export class Session {
     const own = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer
     const bytes = own ? chunk : new Uint8Array(chunk)
     this.sent += bytes.byteLength
-    this.post({ kind: 'input', id: this.id, bytes }, [bytes.buffer as ArrayBuffer])
+    this.unsent.push(bytes)
+    this.unsentBytes += bytes.byteLength
+    if (this.unsentBytes >= INPUT_MESSAGE_BYTES) this.flushInput()
+    else this.flushQueued ??= setImmediate(() => this.flushInput())
+  }
+
+  /**
+   * Posts the pieces gathered since the last message: those that arrived in one turn of the
+   * event loop (a body read ahead arrives so), up to INPUT_MESSAGE_BYTES, go as one message.
+   */
+  private flushInput(): void {
+    if (this.flushQueued !== undefined) clearImmediate(this.flushQueued)
+    this.flushQueued = undefined
+    const pieces = this.unsent
+    this.unsent = []
+    this.unsentBytes = 0
+    // After the worker's part ended nothing is posted; what was counted as sent is released there.
+    if (pieces.length === 0 || this.workerDone) return
+    this.post({ kind: 'input', id: this.id, pieces }, pieces.map((piece) => piece.buffer as ArrayBuffer))
   }
 
   private inputTaken(taken: number): void {

@@ -1,5 +1,5 @@
 import { DIGEST_SIZE } from '../../castore/digest.ts'
-import type { ChunkSizes } from '../../castore/chunker.ts'
+import { isJoinedChunk, type ChunkSizes } from '../../castore/chunker.ts'
 import type { CodecMethod } from '../../codec/methods.ts'
 import type { IngestEvent } from '../events.ts'
 
@@ -23,7 +23,8 @@ export type ToWorker =
       /** Input taken is reported once this much more was taken (or when the main thread waits). */
       ackBytes: number
     }
-  | { kind: 'input'; id: number; bytes: Uint8Array }
+  /** Body pieces in order, several to a message: a message per 64 KiB socket read cost both threads more than the bytes. */
+  | { kind: 'input'; id: number; pieces: Uint8Array[] }
   | { kind: 'end'; id: number }
   /** The main thread has no room to send more input until it hears what was taken. */
   | { kind: 'waiting'; id: number }
@@ -172,10 +173,14 @@ export class BatchWriter {
       case 'chunk': {
         const digest = this.meta.add(event.digest)
         if (event.bytes.length >= OWN_BUFFER) {
-          // A copy in the worker, so the transfer detaches nothing else (chunks are views of decoder output).
-          const own = Buffer.allocUnsafeSlow(event.bytes.length)
-          own.set(event.bytes)
-          this.chunks.push(own.buffer)
+          // A chunk the chunker joined is moved as it is; any other is a view of decoder
+          // output and is copied, so the transfer detaches nothing else.
+          let own = event.bytes
+          if (!isJoinedChunk(own)) {
+            own = Buffer.allocUnsafeSlow(event.bytes.length)
+            own.set(event.bytes)
+          }
+          this.chunks.push(own.buffer as ArrayBuffer)
           r.push(Tag.Chunk, digest, this.chunks.length - 1, 0, own.length)
         } else {
           r.push(Tag.Chunk, digest, NULL, this.small.add(event.bytes), event.bytes.length)

@@ -51,14 +51,17 @@ export class WorkerSession {
   ) {
     this.credit = open.credit
     // What was taken is told in steps of half the main thread's input bound (it keeps sending
-    // meanwhile), or at once when it waits; never per chunk.
+    // meanwhile); when it waits, in steps of an eighth, or at once when this side runs dry.
+    // Never per piece: a report per piece taken made a round trip of messages per 64 KiB.
+    // A report alone is a small message; the batch goes when it is full or the parse waits.
     this.input = new InputQueue(
       () => {
-        if (this.mainWaiting || this.input.taken - this.takenSent >= open.ackBytes) this.flush()
+        const step = this.mainWaiting ? open.ackBytes / 4 : open.ackBytes
+        if (this.input.taken - this.takenSent >= step) this.reportTaken()
       },
       () => {
-        if (this.mainWaiting && this.input.taken > this.takenSent) this.flush()
-        else if (this.batch.events > 0) this.starvedFlush ??= setTimeout(() => this.flush(), STARVED_FLUSH_MS)
+        if (this.mainWaiting && this.input.taken > this.takenSent) this.reportTaken()
+        if (this.batch.events > 0) this.starvedFlush ??= setTimeout(() => this.flush(), STARVED_FLUSH_MS)
       },
     )
   }
@@ -66,7 +69,16 @@ export class WorkerSession {
   /** The main thread waits for room to send more input. */
   waiting(): void {
     this.mainWaiting = true
-    if (this.input.taken > this.takenSent) this.flush()
+    if (this.input.queued === 0 && this.input.taken > this.takenSent) this.reportTaken()
+  }
+
+  /** Tells the main thread how much input was taken, without the events gathered so far. */
+  private reportTaken(): void {
+    const taken = this.input.taken
+    if (taken <= this.takenSent) return
+    this.mainWaiting = false
+    this.takenSent = taken
+    this.post({ kind: 'taken', id: this.open.id, taken })
   }
 
   grant(credit: number): void {

@@ -26,9 +26,9 @@ port.on('message', (message: ToWorker) => {
       break
     }
     case 'input': {
-      const { bytes } = message
-      // Structured clone delivers a plain Uint8Array; the decoders want Buffers (a view, no copy).
-      sessions.get(message.id)?.input.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+      const input = sessions.get(message.id)?.input
+      // Structured clone delivers plain Uint8Arrays; the decoders want Buffers (a view, no copy).
+      if (input) for (const bytes of message.pieces) input.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
       break
     }
     case 'end':
