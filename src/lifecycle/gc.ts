@@ -13,6 +13,7 @@ import { STORE_PATH_HASH_LENGTH, parseStorePathBase } from '../nix/store-path.ts
 import { CacheStore } from '../stores/cache.ts'
 import { FsStore } from '../stores/fs.ts'
 import type { ListedObject, ObjectStore } from '../stores/store.ts'
+import { APPROXIMATE_SET_DEFAULTS, type ApproximateSetOptions } from './bloom.ts'
 import { MarkSet, PackUsage, markNar } from './mark.ts'
 import { Pins } from './pins.ts'
 import { Sweeper, sweepNear, tallyOf, type Tally } from './sweep.ts'
@@ -34,6 +35,12 @@ export interface GcOptions {
   instances?: Iterable<ObjectStore>
   /** Run even when another run's record is live (one left by a run that was killed a moment ago). */
   force?: boolean
+  /**
+   * The approximate sets of the mark phase (bloom.ts): chunk-level keys of the old layout
+   * and the chunks counted for the dead-bytes report. Defaults: exact up to 100 000
+   * members, then Bloom filters sized for 10 million at a 1 % false-positive rate.
+   */
+  markSet?: Partial<ApproximateSetOptions>
   /** Told when each phase starts (logs, metrics, tests). */
   onPhase?: (phase: GcPhase | 'sweeping' | 'done') => void | Promise<void>
 }
@@ -128,8 +135,8 @@ export async function collectGarbage(cas: Cas, options: GcOptions): Promise<GcRe
 /** The state of one run, phase by phase. */
 class Collection {
   private readonly store: ObjectStore
-  private readonly marks = new MarkSet()
-  private readonly usage = new PackUsage()
+  private readonly marks: MarkSet
+  private readonly usage: PackUsage
   /** Store path hashes kept; one entry per kept path. */
   private readonly keptPaths = new Set<string>()
   /** Log record keys of kept paths' derivers. */
@@ -147,6 +154,12 @@ class Collection {
   ) {
     this.store = cas.store
     this.cutoff = started - options.grace
+    this.marks = new MarkSet(this.setOptions)
+    this.usage = new PackUsage(this.setOptions)
+  }
+
+  private get setOptions(): ApproximateSetOptions {
+    return { ...APPROXIMATE_SET_DEFAULTS, ...this.options.markSet }
   }
 
   /** Keeps these paths and their closures, reading each PathInfo once. */
@@ -247,7 +260,7 @@ class Collection {
   async sweep(): Promise<GcReport> {
     const instances = [...(this.options.instances ?? [])]
     const nears = instances.filter((store): store is CacheStore => store instanceof CacheStore).map((cache) => cache.nearStore)
-    const sweeper = new Sweeper(this.store, this.cutoff, this.dryRun, nears.length > 0)
+    const sweeper = new Sweeper(this.store, this.cutoff, this.dryRun, nears.length > 0 ? new MarkSet(this.setOptions) : undefined)
     const deletedPaths: string[] = []
     const keptUploads = new Set<string>()
     let rewrittenSegments = 0
@@ -316,7 +329,7 @@ class Collection {
 
     const near = tallyOf()
     for (const store of nears) {
-      const swept = await sweepNear(store, SWEPT, sweeper.keptKeys ?? new Set(), this.cutoff, this.dryRun)
+      const swept = await sweepNear(store, SWEPT, sweeper.keptKeys ?? new MarkSet(this.setOptions), this.cutoff, this.dryRun)
       near.objects += swept.objects
       near.bytes += swept.bytes
     }

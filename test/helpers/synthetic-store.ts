@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { Cas } from '../../src/cas/cas.ts'
+import { keys } from '../../src/cas/keys.ts'
 import { digestOf, type Digest } from '../../src/castore/digest.ts'
 import { directoryDigest, encodeDirectory } from '../../src/castore/directory.ts'
 import { encodeManifest } from '../../src/castore/manifest.ts'
@@ -91,9 +92,11 @@ export async function writePackedPath(cas: Cas, seed: string, files: readonly (r
 /**
  * A path of the old layout: a root directory object, per file a blob manifest and its
  * chunk objects, the closure pack, and a version 1 NAR index entry under the real NAR hash
- * (rendered from those objects). Returns the NAR bytes too, for byte-identical checks.
+ * (rendered from those objects). Returns the NAR bytes too, for byte-identical checks, and
+ * the keys of every object the path needs.
  */
-export async function writeOldLayoutPath(cas: Cas, seed: string, shape: { files: number; chunksPerFile: number; chunkSize: number }, references: readonly SyntheticPath[] = []): Promise<SyntheticPath & { nar: Buffer }> {
+export async function writeOldLayoutPath(cas: Cas, seed: string, shape: { files: number; chunksPerFile: number; chunkSize: number }, references: readonly SyntheticPath[] = []): Promise<SyntheticPath & { nar: Buffer; objects: string[] }> {
+  const objects: string[] = []
   const files: { digest: Digest; size: number; chunked: boolean }[] = []
   const pack: PackRecord[] = []
   for (let file = 0; file < shape.files; file++) {
@@ -103,6 +106,7 @@ export async function writeOldLayoutPath(cas: Cas, seed: string, shape: { files:
     const digest = digestOf(Buffer.concat(chunks))
     const manifest = encodeManifest(refs)
     await cas.putManifest(digest, manifest)
+    objects.push(...refs.map((ref) => keys.chunk(ref.digest)), keys.manifest(digest))
     pack.push({ kind: 'manifest', digest, bytes: manifest })
     files.push({ digest, size: shape.chunksPerFile * shape.chunkSize, chunked: true })
   }
@@ -110,11 +114,14 @@ export async function writeOldLayoutPath(cas: Cas, seed: string, shape: { files:
   const rootDigest = (root as Extract<CasNode, { type: 'directory' }>).digest
   await cas.putDirectory(rootDigest, encoding)
   await cas.putPack(rootDigest, encodePack([{ kind: 'directory', digest: rootDigest, bytes: encoding }, ...pack]))
+  objects.push(keys.directory(rootDigest), keys.closurePack(rootDigest))
   const parts: Uint8Array[] = []
   for await (const part of renderNar(cas, layoutNar(root, await loadClosure(cas, root)))) parts.push(part)
   const nar = Buffer.concat(parts)
   const path = syntheticPath(seed, 'old-layout', { algorithm: 'sha256', digest: createHash('sha256').update(nar).digest() })
   await cas.putNarRecord(path.narHash, encodeNarIndexEntry({ narSize: narSizeOf(root), root }))
   await putPathInfo(cas, path, narSizeOf(root), root, references)
-  return { ...path, nar }
+  const stem = encodeNixbase32(path.narHash.digest)
+  objects.push(keys.narRecord(path.narHash), keys.pathInfo(path.hash), keys.upload(stem, `${stem}.nar.xz`))
+  return { ...path, nar, objects }
 }
