@@ -123,6 +123,15 @@ export function conformance(t: Test, make: (t: Test) => Promise<ObjectStore>, op
     t.same(partial, ['list/b/other'], 'a prefix need not end at a slash')
   })
 
+  t.test('list: in ascending key order, a name before the keys under it when it sorts first', async (t) => {
+    const store = await make(t)
+    const keys = ['order/ab/x', 'order/ab-c', 'order/ab.d', 'order/abc', 'order/aa/z/y', 'order/b', 'order/ab/w/v']
+    for (const key of keys) await store.put(key, Buffer.from(key))
+    const listed: string[] = []
+    for await (const object of store.list('order/')) listed.push(object.key)
+    t.same(listed, [...keys].sort())
+  })
+
   t.test('a 20 MB object goes in and streams out', async (t) => {
     const store = await make(t)
     const block = randomBytes(1024 * 1024)
