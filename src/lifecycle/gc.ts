@@ -13,7 +13,7 @@ import { STORE_PATH_HASH_LENGTH, parseStorePathBase } from '../nix/store-path.ts
 import { CacheStore } from '../stores/cache.ts'
 import { FsStore } from '../stores/fs.ts'
 import type { ListedObject, ObjectStore } from '../stores/store.ts'
-import { APPROXIMATE_SET_DEFAULTS, type ApproximateSetOptions } from './bloom.ts'
+import { APPROXIMATE_SET_DEFAULTS, type ApproximateSetOptions, type ApproximateSetStats } from './bloom.ts'
 import { MarkSet, PackUsage, markNar } from './mark.ts'
 import { Pins } from './pins.ts'
 import { Sweeper, sweepNear, tallyOf, type Tally } from './sweep.ts'
@@ -64,6 +64,8 @@ export interface GcReport {
   /** Copies deleted from the near sides of caches, and fs temp files. */
   near: Tally
   tempFiles: Tally
+  /** The mark set's size: exact keys, and chunk-level keys with whether a filter held them (and its bytes). */
+  marks: { exact: number; leaves: ApproximateSetStats }
 }
 
 /** Temp files are in use for the milliseconds of one write: this floor keeps a write in flight safe even with no grace. */
@@ -353,6 +355,7 @@ class Collection {
       liveLeases: this.leases.filter((lease) => this.leaseLives(lease)).length,
       near,
       tempFiles,
+      marks: this.marks.stats,
     }
   }
 

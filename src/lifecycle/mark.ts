@@ -87,10 +87,6 @@ export class PackUsage {
   liveBytes(pack: string): number {
     return this.packs.get(pack)?.bytes ?? 0
   }
-
-  get stats(): { packs: number; chunks: ApproximateSetStats } {
-    return { packs: this.packs.size, chunks: this.counted.stats }
-  }
 }
 
 /**

@@ -43,6 +43,7 @@ t.test('old layout: a tiny mark filter keeps every kept path complete (and garba
 
   const tiny = await gc(t, config, TINY)
   t.equal(tiny.deletedPaths.length, gone.length, 'the unpinned paths went')
+  t.ok(tiny.marks.leaves.approximate && tiny.marks.leaves.filterBytes > 0, 'the chunk-level keys were in filters, and the report says so')
   const present = await allKeys(cas.store)
   t.same([...needed].filter((key) => !present.includes(key)), [], 'nothing the kept paths need was deleted')
   const keptGarbage = present.filter((key) => !needed.has(key))
@@ -52,6 +53,7 @@ t.test('old layout: a tiny mark filter keeps every kept path complete (and garba
   await check()
 
   const right = await gc(t, config)
+  t.notOk(right.marks.leaves.approximate, 'a right-sized run of this size marks exactly')
   t.same(await allKeys(cas.store), [...needed].sort(), 'a right-sized run leaves exactly what the kept paths need')
   t.equal(Object.values(right.deleted).reduce((sum, tally) => sum + tally.objects, 0), keptGarbage.length, 'having deleted what the tiny filter kept')
   await check()
