@@ -13,10 +13,11 @@ import { composeStores } from '../src/stores/compose.ts'
 
 const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN)
 
-/** The heap still reachable now (after a full collection): what the run holds. */
+/** What is still reachable now (after a full collection): the heap and array buffers (Bloom filters live in those). */
 function liveHeap(): number {
   ;(globalThis as { gc?: () => void }).gc?.()
-  return process.memoryUsage().heapUsed
+  const usage = process.memoryUsage()
+  return usage.heapUsed + usage.arrayBuffers
 }
 
 const [dir, optionsJson] = process.argv.slice(2)
