@@ -10,6 +10,7 @@ benches.hostile = () => import('./hostile.ts').then((module) => module.benchHost
 benches.parse = () => import('./ingest-parse.ts').then((module) => module.benchParse())
 benches.lifecycle = () => import('./lifecycle.ts').then((module) => module.benchLifecycle())
 benches.ingest = () => import('./ingest.ts').then((module) => module.benchIngest())
+benches.gc = () => import('./gc.ts').then((module) => module.benchGc())
 benches['pull-through'] = () => import('./pull-through.ts').then((module) => module.benchPullThrough())
 
 const wanted = process.argv.slice(2)

@@ -4,6 +4,7 @@ import { Cas } from '../cas/cas.ts'
 import { prepareServer, resolveServerConfig, type ServeFlags, type ServerConfig } from '../config.ts'
 import { NixcasError } from '../errors.ts'
 import { deletePaths } from '../lifecycle/delete.ts'
+import { APPROXIMATE_SET_DEFAULTS } from '../lifecycle/bloom.ts'
 import { collectGarbage } from '../lifecycle/gc.ts'
 import { Pins } from '../lifecycle/pins.ts'
 import { formatGcReport } from '../lifecycle/report.ts'
@@ -45,6 +46,22 @@ function size(flag: string, text: string): number {
   return value
 }
 
+function count(flag: string): (text: string) => number {
+  return (text) => {
+    const value = Number(text)
+    if (!Number.isSafeInteger(value) || value < 1) throw new NixcasError('BAD_REQUEST', `${flag}: ${JSON.stringify(text)} is not a positive whole number`)
+    return value
+  }
+}
+
+function rate(flag: string): (text: string) => number {
+  return (text) => {
+    const value = Number(text)
+    if (!(value > 0 && value < 1)) throw new NixcasError('BAD_REQUEST', `${flag}: ${JSON.stringify(text)} is not a rate between 0 and 1 (0.01 is 1 %)`)
+    return value
+  }
+}
+
 export const print = (text: string): void => void process.stdout.write(text.endsWith('\n') ? text : `${text}\n`)
 
 export function addLifecycleCommands(program: Command): void {
@@ -56,8 +73,10 @@ export function addLifecycleCommands(program: Command): void {
     .option('--settle <duration>', "keep a deleted narinfo's NAR this long, as caches may still serve the narinfo (default: narinfoMaxAge plus a minute)")
     .option('--dry-run', 'print what would be deleted, delete nothing')
     .option('--force', 'run even though another run seems to be in progress (one that died)')
+    .option('--mark-expected <count>', 'chunk-level objects to size the mark filter for (old layout; more are taken at the same rate, in more memory)', count('--mark-expected'), APPROXIMATE_SET_DEFAULTS.expected)
+    .option('--mark-false-positives <rate>', 'the share of garbage chunk-level objects the mark filter may keep until a later run', rate('--mark-false-positives'), APPROXIMATE_SET_DEFAULTS.falsePositiveRate)
     .option('--json', 'print the report as JSON')
-    .action(async (flags: SelectionFlags & { retain: string; maxSize?: string; grace: string; settle?: string; dryRun?: boolean; force?: boolean; json?: boolean }) => {
+    .action(async (flags: SelectionFlags & { retain: string; maxSize?: string; grace: string; settle?: string; dryRun?: boolean; force?: boolean; json?: boolean; markExpected: number; markFalsePositives: number }) => {
       await withStore(flags, async (cas, config, stack) => {
         const started = Date.now()
         const report = await collectGarbage(cas, {
@@ -67,6 +86,7 @@ export function addLifecycleCommands(program: Command): void {
           settle: flags.settle === undefined ? defaultSettle(config.narinfoMaxAge) : duration('--settle', flags.settle),
           dryRun: flags.dryRun,
           force: flags.force,
+          markSet: { expected: flags.markExpected, falsePositiveRate: flags.markFalsePositives },
           storeDir: config.storeDir,
           instances: stack.instances.values(),
         })

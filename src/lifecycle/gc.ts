@@ -14,6 +14,7 @@ import { CacheStore } from '../stores/cache.ts'
 import { FsStore } from '../stores/fs.ts'
 import type { ListedObject, ObjectStore } from '../stores/store.ts'
 import { compactAccessTimes, readAccessTimes, type AccessTimes } from './access-log.ts'
+import { APPROXIMATE_SET_DEFAULTS, type ApproximateSetOptions, type ApproximateSetStats } from './bloom.ts'
 import { MarkSet, PackUsage, markNar } from './mark.ts'
 import { chooseRoots } from './policy.ts'
 import { Pins } from './pins.ts'
@@ -38,6 +39,12 @@ export interface GcOptions {
   instances?: Iterable<ObjectStore>
   /** Run even when another run's record is live (one left by a run that was killed a moment ago). */
   force?: boolean
+  /**
+   * The approximate sets of the mark phase (bloom.ts): chunk-level keys of the old layout
+   * and the chunks counted for the dead-bytes report. Defaults: exact up to 100 000
+   * members, then Bloom filters sized for 10 million at a 1 % false-positive rate.
+   */
+  markSet?: Partial<ApproximateSetOptions>
   /** Told when each phase starts (logs, metrics, tests). */
   onPhase?: (phase: GcPhase | 'sweeping' | 'done') => void | Promise<void>
 }
@@ -69,6 +76,8 @@ export interface GcReport {
   /** Copies deleted from the near sides of caches, and fs temp files. */
   near: Tally
   tempFiles: Tally
+  /** The mark set's size: exact keys, and chunk-level keys with whether a filter held them (and its bytes). */
+  marks: { exact: number; leaves: ApproximateSetStats }
 }
 
 /** Temp files are in use for the milliseconds of one write: this floor keeps a write in flight safe even with no grace. */
@@ -140,8 +149,8 @@ export async function collectGarbage(cas: Cas, options: GcOptions): Promise<GcRe
 /** The state of one run, phase by phase. */
 class Collection {
   private readonly store: ObjectStore
-  private readonly marks = new MarkSet()
-  private readonly usage = new PackUsage()
+  private readonly marks: MarkSet
+  private readonly usage: PackUsage
   /** Store path hashes kept; one entry per kept path. */
   private readonly keptPaths = new Set<string>()
   /** Log record keys of kept paths' derivers. */
@@ -163,6 +172,12 @@ class Collection {
   ) {
     this.store = cas.store
     this.cutoff = started - options.grace
+    this.marks = new MarkSet(this.setOptions)
+    this.usage = new PackUsage(this.setOptions)
+  }
+
+  private get setOptions(): ApproximateSetOptions {
+    return { ...APPROXIMATE_SET_DEFAULTS, ...this.options.markSet }
   }
 
   /** Keeps these paths and their closures, reading each PathInfo once. */
@@ -267,7 +282,7 @@ class Collection {
   async sweep(): Promise<GcReport> {
     const instances = [...(this.options.instances ?? [])]
     const nears = instances.filter((store): store is CacheStore => store instanceof CacheStore).map((cache) => cache.nearStore)
-    const sweeper = new Sweeper(this.store, this.cutoff, this.dryRun, nears.length > 0)
+    const sweeper = new Sweeper(this.store, this.cutoff, this.dryRun, nears.length > 0 ? new MarkSet(this.setOptions) : undefined)
     const deletedPaths: string[] = []
     const keptUploads = new Set<string>()
     let rewrittenSegments = 0
@@ -338,7 +353,7 @@ class Collection {
 
     const near = tallyOf()
     for (const store of nears) {
-      const swept = await sweepNear(store, SWEPT, sweeper.keptKeys ?? new Set(), this.cutoff, this.dryRun)
+      const swept = await sweepNear(store, SWEPT, sweeper.keptKeys ?? new MarkSet(this.setOptions), this.cutoff, this.dryRun)
       near.objects += swept.objects
       near.bytes += swept.bytes
     }
@@ -366,6 +381,7 @@ class Collection {
       liveLeases: this.leases.filter((lease) => this.leaseLives(lease)).length,
       near,
       tempFiles,
+      marks: this.marks.stats,
     }
   }
 

@@ -1,55 +1,91 @@
 import type { Cas } from '../cas/cas.ts'
 import { keys } from '../cas/keys.ts'
-import { digestHex } from '../castore/digest.ts'
+import { digestHex, type Digest } from '../castore/digest.ts'
 import type { NarRecord } from '../castore/nar-record.ts'
 import type { CasNode } from '../castore/node.ts'
 import type { NixHash } from '../nix/hash.ts'
 import { loadClosure } from '../render/closure.ts'
+import { ApproximateSet, hashNumber, hashString, type ApproximateSetOptions, type ApproximateSetStats } from './bloom.ts'
 
 /**
- * The mark set: the keys of objects that kept paths (and live leases) need. A Set of keys:
- * with data packs the objects per path are a handful (its PathInfo, NAR record, upload
- * name, the packs it shares), so the set grows with paths and packs, not with chunks —
- * 10 million chunks of 64 KiB fill about 40 000 packs of 16 MiB. Only stores of the old
- * layout (one object per chunk) put every chunk key in it (about 100 bytes each).
+ * Prefixes of objects nothing points at but a tree that is itself marked: chunks, blob
+ * manifests, directories and closure packs of the old layout (one object per chunk). Only
+ * these may be marked approximately: keeping one that is garbage hides nothing and breaks
+ * nothing, and no traversal ever stops at one. Pointers (PathInfos, NAR records, upload
+ * names…) and data packs stay exact: a false positive there would keep a record whose
+ * objects went, or skip a path's closure.
+ */
+const APPROXIMATE_PREFIXES = ['chunks/', 'blobs/', 'dirs/', 'packs/'] as const
+
+const isApproximate = (key: string): boolean => APPROXIMATE_PREFIXES.some((prefix) => key.startsWith(prefix))
+
+/**
+ * The mark set: the keys of objects that kept paths (and live leases) need. Pointer keys
+ * and data packs (a handful per path, one per ~250 chunks) are held exactly; the per-chunk
+ * keys of the old layout in an ApproximateSet, a Set while small and a Bloom filter beyond
+ * (bloom.ts), so 10 million of them cost about 12 MiB instead of a gigabyte.
  */
 export class MarkSet {
-  private readonly marked = new Set<string>()
+  private readonly exact = new Set<string>()
+  private readonly leaves: ApproximateSet<string>
 
-  /** Marks a key; true when it was not marked yet. */
+  constructor(options?: ApproximateSetOptions) {
+    this.leaves = new ApproximateSet(hashString, options)
+  }
+
+  /** Marks a key; true when it was not marked yet (for a leaf key, as far as its filter can tell). */
   add(key: string): boolean {
-    if (this.marked.has(key)) return false
-    this.marked.add(key)
+    if (isApproximate(key)) return this.leaves.add(key)
+    if (this.exact.has(key)) return false
+    this.exact.add(key)
     return true
   }
 
   has(key: string): boolean {
-    return this.marked.has(key)
+    return isApproximate(key) ? this.leaves.has(key) : this.exact.has(key)
   }
 
-  get size(): number {
-    return this.marked.size
+  get stats(): { exact: number; leaves: ApproximateSetStats } {
+    return { exact: this.exact.size, leaves: this.leaves.stats }
   }
 }
 
+/** One data pack's share of PackUsage: the bytes counted in it, and its hash in the dedup filter. */
+export interface PackCounter {
+  readonly id: number
+  bytes: number
+}
+
 /**
- * The chunk bytes kept NARs use in each data pack, by pack digest hex: what tells a pack
- * that is only partly referenced (its dead bytes could be reclaimed by repacking). One
- * entry per referenced chunk of the kept packs.
+ * The chunk bytes kept NARs use in each data pack: what tells a pack that is only partly
+ * referenced (its dead bytes could be reclaimed by repacking). A counter per pack, and the
+ * chunks already counted (a chunk shared by several NARs counts once) as (pack, offset)
+ * pairs in an ApproximateSet. A false positive there leaves a used chunk uncounted, so a
+ * pack may look deader than it is; that errs only in the report (and in which packs are
+ * worth rewriting), never in what is kept: a pack is kept by its exact mark.
  */
 export class PackUsage {
-  private readonly chunks = new Map<string, Map<number, number>>()
+  private readonly packs = new Map<string, PackCounter>()
+  private readonly counted: ApproximateSet<number>
 
-  add(pack: string, offset: number, size: number): void {
-    let used = this.chunks.get(pack)
-    if (!used) this.chunks.set(pack, (used = new Map<number, number>()))
-    used.set(offset, size)
+  constructor(options?: ApproximateSetOptions) {
+    this.counted = new ApproximateSet(hashNumber, options)
+  }
+
+  /** The counter of a pack (by digest hex), made on first use. */
+  pack(pack: string): PackCounter {
+    let counter = this.packs.get(pack)
+    if (!counter) this.packs.set(pack, (counter = { id: this.packs.size, bytes: 0 }))
+    return counter
+  }
+
+  /** Counts a chunk of `size` bytes at `offset` in a pack, unless counted already. Offsets are below 2^32 (record format). */
+  add(pack: PackCounter, offset: number, size: number): void {
+    if (this.counted.add(pack.id * 2 ** 32 + offset)) pack.bytes += size
   }
 
   liveBytes(pack: string): number {
-    let total = 0
-    for (const size of this.chunks.get(pack)?.values() ?? []) total += size
-    return total
+    return this.packs.get(pack)?.bytes ?? 0
   }
 }
 
@@ -70,9 +106,18 @@ export async function markNar(cas: Cas, marks: MarkSet, usage: PackUsage, narHas
 
 export async function markRecord(cas: Cas, marks: MarkSet, usage: PackUsage, record: NarRecord): Promise<void> {
   if (record.tree) {
-    for (const pack of record.tree.packs) marks.add(keys.dataPack(pack))
+    // A record's chunks name its packs by the very digests of `packs` (see decodeNarRecordV2): counters are found by identity.
+    const counters = new Map<Digest, PackCounter>()
+    for (const pack of record.tree.packs) {
+      marks.add(keys.dataPack(pack))
+      counters.set(pack, usage.pack(digestHex(pack)))
+    }
     for (const chunks of record.tree.blobs.values()) {
-      for (const chunk of chunks) if (chunk.location) usage.add(digestHex(chunk.location.pack), chunk.location.offset, chunk.size)
+      for (const chunk of chunks) {
+        if (!chunk.location) continue
+        const counter = counters.get(chunk.location.pack) ?? usage.pack(digestHex(chunk.location.pack))
+        usage.add(counter, chunk.location.offset, chunk.size)
+      }
     }
     return
   }

@@ -27,6 +27,7 @@ export function formatGcReport(report: GcReport): string {
   if (report.near.objects > 0) lines.push(`cache copies ${would} from near stores: ${tally(report.near)}`)
   if (report.tempFiles.objects > 0) lines.push(`fs temp files ${would}: ${tally(report.tempFiles)}`)
   if (report.liveLeases > 0) lines.push(`writes in flight (live leases) respected: ${report.liveLeases}`)
+  if (report.marks.leaves.approximate) lines.push(`chunk-level objects marked: about ${report.marks.leaves.members} in Bloom filters of ${bytes(report.marks.leaves.filterBytes)} (a few garbage ones may be kept until the next run)`)
   if (report.missingReferences.length > 0) lines.push(`kept paths with missing references (run nixcas verify):`, ...report.missingReferences.map((line) => `  ${line}`))
   return `${lines.join('\n')}\n`
 }

@@ -1,4 +1,5 @@
 import type { ListedObject, ObjectStore } from '../stores/store.ts'
+import type { MarkSet } from './mark.ts'
 
 /** Objects and bytes of one kind. */
 export interface Tally {
@@ -19,17 +20,13 @@ const DELETE_BATCH = 1000
 export class Sweeper {
   readonly deleted = new Map<string, Tally>()
   readonly kept = new Map<string, Tally>()
-  /** Every key kept, when a cache's near side is to be swept against them. */
-  readonly keptKeys: Set<string> | undefined
-
   constructor(
     private readonly store: ObjectStore,
     private readonly cutoff: number,
     private readonly dryRun: boolean,
-    rememberKept: boolean,
-  ) {
-    this.keptKeys = rememberKept ? new Set() : undefined
-  }
+    /** Every key kept, when a cache's near side is to be swept against them (exact but for chunk-level keys, see MarkSet). */
+    readonly keptKeys?: MarkSet,
+  ) {}
 
   private count(into: Map<string, Tally>, kind: string, object: ListedObject): void {
     let tally = into.get(kind)
@@ -70,11 +67,13 @@ export class Sweeper {
 /**
  * A cache's near side: it may hold copies far no longer has (deleted by a GC on another
  * replica, or written back before far lost them). Whatever near holds under the swept
- * prefixes that far's sweep did not keep goes, unless younger than the cutoff.
+ * prefixes that far's sweep did not keep goes, unless younger than the cutoff. A chunk-level
+ * key far's marks hold only approximately may keep a near copy that could go: immutable
+ * bytes nothing points at, collected by a later run.
  */
-export async function sweepNear(near: ObjectStore, prefixes: readonly string[], keptKeys: ReadonlySet<string>, cutoff: number, dryRun: boolean): Promise<Tally> {
+export async function sweepNear(near: ObjectStore, prefixes: readonly string[], keptKeys: Pick<MarkSet, 'has'>, cutoff: number, dryRun: boolean): Promise<Tally> {
   const tally = tallyOf()
-  const sweeper = new Sweeper(near, cutoff, dryRun, false)
+  const sweeper = new Sweeper(near, cutoff, dryRun)
   for (const prefix of prefixes) await sweeper.sweep(prefix, (object) => keptKeys.has(object.key))
   for (const deleted of sweeper.deleted.values()) {
     tally.objects += deleted.objects

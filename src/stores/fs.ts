@@ -235,7 +235,11 @@ export class FsStore implements ObjectStore {
     yield* this.walk(base, prefix)
   }
 
-  /** Depth-first, entries in name order; temp files and other dot-names are never keys. */
+  /**
+   * Depth-first, in key order: a directory sorts as its name and a slash (so `ab-c` comes
+   * before the keys under `ab/`, as it does in the full keys). Temp files and other
+   * dot-names are never keys.
+   */
   private async *walk(dirKey: string, prefix: string): AsyncGenerator<ListedObject> {
     let entries: Dirent[]
     try {
@@ -244,7 +248,8 @@ export class FsStore implements ObjectStore {
       if (isAbsent(error)) return
       this.fail('list', prefix, error)
     }
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    const sortKey = (entry: Dirent): string => (entry.isDirectory() ? `${entry.name}/` : entry.name)
+    entries.sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : sortKey(a) > sortKey(b) ? 1 : 0))
     for (const entry of entries) {
       if (entry.name.startsWith('.')) continue
       const key = `${dirKey}${entry.name}`

@@ -30,15 +30,28 @@ export abstract class GroupStore implements ObjectStore {
     await Promise.all(this.stores.map((store) => store.deleteMany(keys)))
   }
 
-  /** Every member's keys, each once. */
+  /**
+   * Every member's keys, each once (from the first member that lists it), merged in key
+   * order from the members' own ordered listings: one object per member is held, however
+   * many there are.
+   */
   async *list(prefix: string): AsyncGenerator<ListedObject> {
-    const seen = new Set<string>()
-    for (const store of this.stores) {
-      for await (const object of store.list(prefix)) {
-        if (seen.has(object.key)) continue
-        seen.add(object.key)
-        yield object
+    const listings = this.stores.map((store) => store.list(prefix)[Symbol.asyncIterator]())
+    try {
+      const heads = await Promise.all(listings.map((listing) => listing.next()))
+      for (;;) {
+        let first: ListedObject | undefined
+        for (const head of heads) if (!head.done && (first === undefined || head.value.key < first.key)) first = head.value
+        if (first === undefined) return
+        for (const [index, head] of heads.entries()) {
+          if (!head.done && head.value.key === first.key) heads[index] = await (listings[index] as AsyncIterator<ListedObject>).next()
+        }
+        yield first
       }
+    } finally {
+      await Promise.all(listings.map(async (listing) => {
+        await listing.return?.()
+      }))
     }
   }
 

@@ -117,18 +117,31 @@ export class RetryStore implements ObjectStore {
     return this.retry('deleteMany', keys[0] ?? '', () => this.inner.deleteMany(keys))
   }
 
-  /** A listing that fails part-way starts again and skips what it already yielded. */
+  /**
+   * A listing that fails part-way starts again after the last key it yielded: listings come
+   * in key order (the store contract), so only that key is held, however many objects the
+   * prefix has. Were the inner store ever to list out of order, a failure is passed on
+   * rather than retried, since resuming could then skip objects.
+   */
   async *list(prefix: string): AsyncGenerator<ListedObject> {
-    const seen = new Set<string>()
+    let last: string | undefined
+    let ordered = true
+    // Counted from the last time an attempt got back to where the one before it failed, so faults spread over a long listing do not add up.
     for (let failures = 1; ; failures++) {
+      const resumeAfter = last
       try {
         for await (const object of this.inner.list(prefix)) {
-          if (seen.has(object.key)) continue
-          seen.add(object.key)
+          if (resumeAfter !== undefined && object.key <= resumeAfter) {
+            if (object.key === resumeAfter) failures = 1
+            continue
+          }
+          if (last !== undefined && object.key <= last) ordered = false
+          last = object.key
           yield object
         }
         return
       } catch (error) {
+        if (!ordered) throw error
         await this.backoff('list', prefix, failures, error)
       }
     }

@@ -65,6 +65,11 @@ export interface ObjectStore {
    * with. Wrappers pass it through to every store `delete` would reach.
    */
   deleteMany(keys: readonly string[]): Promise<void>
+  /**
+   * The objects whose keys start with `prefix`, in ascending key order (as S3 and GCS list):
+   * what lets a listing resume after its last key, or several be merged, holding no more
+   * than a page however many objects there are.
+   */
   list(prefix: string): AsyncIterable<ListedObject>
   close(): Promise<void>
 }

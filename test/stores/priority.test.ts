@@ -31,3 +31,13 @@ t.test('a failed member is skipped, but absent is only said when all agree', asy
   t.equal((await store.get('k'))?.toString(), 'v')
   await t.rejects(store.get('missing'), { code: 'STORE_UNAVAILABLE', store: 'broken' }, 'cannot say absent while a member failed')
 })
+
+t.test("a listing is the members' union, merged in key order, each key once from the first member that has it", async (t) => {
+  const first = new MemoryStore('first')
+  const second = new MemoryStore('second')
+  for (const key of ['u/a', 'u/c', 'u/d/x']) await first.put(key, Buffer.from('first'))
+  for (const key of ['u/b', 'u/c', 'u/d-e', 'u/e']) await second.put(key, Buffer.from('second two'))
+  const listed: [string, number][] = []
+  for await (const object of new PriorityStore('priority', [first, second]).list('u/')) listed.push([object.key, object.size])
+  t.same(listed, [['u/a', 5], ['u/b', 10], ['u/c', 5], ['u/d-e', 10], ['u/d/x', 5], ['u/e', 10]])
+})

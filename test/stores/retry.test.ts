@@ -90,3 +90,21 @@ t.test('gives up after the last attempt with the transient error', async (t) => 
   await t.rejects(store.get('x'), { code: 'STORE_UNAVAILABLE', store: 'bucket' })
   t.equal(proxy.counts.fail, 3, 'three attempts')
 })
+
+t.test('a listing cut part-way resumes after its last key: every key once, in order', async (t) => {
+  const server = await startS3(t)
+  const direct = new S3Store('direct', server.options)
+  t.teardown(() => direct.close())
+  const keys = Array.from({ length: 2300 }, (_, index) => `listed/${String(index).padStart(5, '0')}`)
+  for (let start = 0; start < keys.length; start += 50) await Promise.all(keys.slice(start, start + 50).map((key) => direct.put(key, Buffer.from('x'))))
+  const proxy = await startFaultyProxy(t, server.endpoint, { fail: 0.3, maxFaultsInARow: ATTEMPTS - 1 })
+  const flaky = new S3Store('bucket', { ...server.options, endpoint: proxy.endpoint })
+  t.teardown(() => flaky.close())
+  const store = new RetryStore('remote', flaky, silentLogger, { attempts: ATTEMPTS, baseDelay: 1, maxDelay: 5 })
+  for (let round = 0; round < 3; round++) {
+    const listed: string[] = []
+    for await (const object of store.list('listed/')) listed.push(object.key)
+    t.same(listed, keys, `round ${round}: all ${keys.length} keys, once each, in order`)
+  }
+  t.ok((proxy.counts.fail ?? 0) > 0, `pages failed and were asked again (${JSON.stringify(proxy.counts)})`)
+})

@@ -16,6 +16,7 @@ t.test('conformance against s3rver', async (t) => {
   }, {
     skipAtomic: 's3rver rewrites an object file in place, so the test server itself is not atomic (S3 PUT is)',
     skipDeleteMany: 's3rver races on its own directory clean-up when objects of one directory are deleted at once (InternalError); tested below through retry',
+    skipKeyOrder: 's3rver lists by walking its own directories, so `a/x` comes before `a-b` (S3 lists in UTF-8 byte order); nixcas keys never put a name beside a longer one it starts',
   })
 })
 
