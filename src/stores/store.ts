@@ -22,6 +22,11 @@ export interface ReadOptions {
    * read only in ranges is repaired too, not just bypassed.
    */
   verifyObject?: (bytes: Uint8Array) => boolean
+  /**
+   * The caller knows the object under this key never changes (it is named by its digest),
+   * so a store may keep it open between ranged reads instead of opening it each time.
+   */
+  immutable?: boolean
 }
 
 export interface ListedObject {
