@@ -15,6 +15,8 @@ import type { NarRange } from '../src/render/render.ts'
 type NarRequest = FastifyRequest<{ Params: { file: string } }>
 
 const IMMUTABLE = 'public, max-age=31536000, immutable'
+/** Bytes of a NAR response waiting for the socket, past which rendering pauses. */
+const BODY_BUFFER_BYTES = 256 * 1024
 
 function narHeaders(reply: FastifyReply, etag: string | undefined): void {
   reply.type('application/x-nix-nar').header('cache-control', IMMUTABLE)
@@ -34,17 +36,22 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', (_request, _payload, done) => done(null))
 
-  const counted = (body: AsyncIterable<Uint8Array>): Readable => {
-    const served = fastify.metrics.bytesServed
-    return Readable.from(
+  const served = fastify.metrics.bytesServed.labelled({ route: 'nar' })
+  /**
+   * A response body in bytes, not objects: what waits in it for the socket is bounded by
+   * BODY_BUFFER_BYTES whatever the size of the pieces (an object-mode stream holds 16 of
+   * them, and a piece may be a MiB-sized view of a read).
+   */
+  const counted = (body: AsyncIterable<Uint8Array>): Readable =>
+    Readable.from(
       (async function* () {
         for await (const chunk of body) {
-          served.inc({ route: 'nar' }, chunk.length)
+          served(chunk.length)
           yield chunk
         }
       })(),
+      { objectMode: false, highWaterMark: BODY_BUFFER_BYTES },
     )
-  }
 
   /**
    * The NAR a name serves, as `lookup` finds it. A `<narhash>.nar` name is that NAR; only when
