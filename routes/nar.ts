@@ -6,7 +6,7 @@ import { encode } from '../src/codec/encode.ts'
 import { compressStream, negotiateEncoding } from '../src/http/encoding.ts'
 import { parseRange } from '../src/http/range.ts'
 import { recordFailure } from '../src/http/request-log.ts'
-import { sendNotFound } from '../src/http/send.ts'
+import { sendNotFound, sendPieces } from '../src/http/send.ts'
 import { clientGone, uploadBody } from '../src/http/upload-body.ts'
 import { formatNixHash } from '../src/nix/hash.ts'
 import { requireWrite } from '../src/plugins/access.ts'
@@ -42,6 +42,12 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
    * BODY_BUFFER_BYTES whatever the size of the pieces (an object-mode stream holds 16 of
    * them, and a piece may be a MiB-sized view of a read).
    */
+  async function* countedPieces(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    for await (const piece of body) {
+      served(piece.length)
+      yield piece
+    }
+  }
   const counted = (body: AsyncIterable<Uint8Array>): Readable =>
     Readable.from(
       (async function* () {
@@ -101,12 +107,16 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
       const signal = clientGone(request, reply)
       return reply.send(counted(encode(fastify.nars.render(nar, undefined, signal), file.compression, { signal })))
     }
-    return sendIdentity(request, reply, nar.layout.size, (range, signal) => fastify.nars.render(nar, range, signal), `"${file.narHash}"`)
+    return sendIdentity(request, reply, nar.layout.size, (range, signal) => fastify.nars.renderPooled(nar, range, signal), `"${file.narHash}"`, fastify.nars.written)
   })
 
   type Render = (range: NarRange, signal: AbortSignal) => AsyncIterable<Uint8Array>
 
-  function sendIdentity(request: NarRequest, reply: FastifyReply, size: number, render: Render, etag: string): FastifyReply {
+  /**
+   * A NAR as it is, whole or a range. With `written`, render's pieces are pool buffers: an
+   * uncompressed body goes straight to the socket and gives each back once written.
+   */
+  function sendIdentity(request: NarRequest, reply: FastifyReply, size: number, render: Render, etag: string, written?: (piece: Uint8Array) => void): FastifyReply {
     narHeaders(reply, etag)
     if (request.headers['if-none-match'] === etag) return reply.code(304).send()
 
@@ -114,7 +124,14 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
     const range = ifRange === undefined || ifRange === etag ? parseRange(request.headers.range, size) : undefined
     if (range === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${size}`).header('cache-control', 'no-store').send()
     const wanted: NarRange = range ?? { start: 0, end: size }
-    const body = counted(render(wanted, clientGone(request, reply)))
+    const signal = clientGone(request, reply)
+    if (written && (range || !fastify.settings.compressNars || request.headers.range !== undefined || negotiateEncoding(request.headers['accept-encoding']) === undefined)) {
+      if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end - 1}/${size}`)
+      else if (fastify.settings.compressNars && request.headers.range === undefined) reply.header('vary', 'Accept-Encoding')
+      reply.header('content-length', wanted.end - wanted.start)
+      return sendPieces(request, reply, countedPieces(render(wanted, signal)), written)
+    }
+    const body = counted(render(wanted, signal))
     if (range) {
       reply.code(206).header('content-range', `bytes ${range.start}-${range.end - 1}/${size}`)
     } else if (fastify.settings.compressNars && request.headers.range === undefined) {

@@ -2,6 +2,7 @@ import { NixcasError } from '../errors.ts'
 import { DigestStream, digestHex, digestsEqual, type Digest } from '../castore/digest.ts'
 import type { ChunkRef } from '../castore/manifest.ts'
 import type { Cas } from '../cas/cas.ts'
+import type { BufferPool } from './buffer-pool.ts'
 import { segmentAt, type Layout, type Segment } from './layout.ts'
 
 /** How reads are grouped: chunks of one pack close to each other become one ranged read. */
@@ -53,8 +54,8 @@ export class PackRun {
     return at
   }
 
-  async fetch(cas: Cas, signal: AbortSignal): Promise<void> {
-    this.bytes = await cas.readPackRun(this.pack, this.start, this.size, this.chunks, signal)
+  async fetch(cas: Cas, signal: AbortSignal, pool?: BufferPool): Promise<void> {
+    this.bytes = await cas.readPackRun(this.pack, this.start, this.size, this.chunks, signal, pool && ((size) => pool.take(size)))
   }
 }
 

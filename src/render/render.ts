@@ -2,8 +2,9 @@ import { NixcasError } from '../errors.ts'
 import type { Cas } from '../cas/cas.ts'
 import type { ByteBudget } from '../budget.ts'
 import type { Locality } from '../stores/store.ts'
+import type { BufferPool } from './buffer-pool.ts'
 import type { Layout } from './layout.ts'
-import { planBatches, type Batch, type NarRange, type ReadPlan, type Retention } from './plan.ts'
+import { PackRun, planBatches, type Batch, type NarRange, type ReadPlan, type Retention } from './plan.ts'
 import { prefetch, PrefetchStats, type FetchJob } from './prefetcher.ts'
 
 export type { NarRange, ReadPlan } from './plan.ts'
@@ -18,6 +19,12 @@ export interface RenderOptions {
   /** Shared by every NAR response at once. */
   budget?: ByteBudget
   plan?: ReadPlan
+  /**
+   * Buffers to read into and write out of. With a pool, every piece handed on is a view of
+   * a block of it, which the consumer gives back (`pool.give`) once the piece is written,
+   * and pack reads go back to it as soon as their pieces are copied out.
+   */
+  pool?: BufferPool
 }
 
 
@@ -29,8 +36,8 @@ const MiB = 1024 * 1024
  * through a small gap is cheaper than another request.
  */
 export const RENDER_DEFAULTS: Record<Locality, { windowBytes: number; maxRequests: number; plan: ReadPlan }> = {
-  local: { windowBytes: 8 * MiB, maxRequests: 8, plan: { maxRunBytes: 2 * MiB, gapBytes: 0 } },
-  remote: { windowBytes: 32 * MiB, maxRequests: 32, plan: { maxRunBytes: 8 * MiB, gapBytes: 256 * 1024 } },
+  local: { windowBytes: 2 * MiB, maxRequests: 4, plan: { maxRunBytes: 512 * 1024, gapBytes: 64 * 1024 } },
+  remote: { windowBytes: 64 * MiB, maxRequests: 16, plan: { maxRunBytes: 8 * MiB, gapBytes: MiB } },
 }
 
 /** The share of the window (W) that may hold copies of chunks the NAR uses again; the rest is for reads. */
@@ -70,24 +77,28 @@ class RenderRetention implements Retention {
 }
 
 /** Each batch as a job: its read (if any) is what holds room in the window. */
-function* jobsOf(cas: Cas, batches: Iterable<Batch>): Generator<FetchJob<Batch>> {
+function* jobsOf(cas: Cas, batches: Iterable<Batch>, pool: BufferPool | undefined): Generator<FetchJob<Batch>> {
   for (const batch of batches) {
     const read = batch.read
     yield read === undefined
       ? { size: 0, fetch: () => Promise.resolve(batch) }
-      : { size: read.size, fetch: async (signal) => (await read.fetch(cas, signal), batch) }
+      : { size: read.size, fetch: async (signal) => (await (read instanceof PackRun ? read.fetch(cas, signal, pool) : read.fetch(cas, signal)), batch) }
   }
 }
 
 /**
  * The pieces of each batch, in order, as output: small ones copied into blocks of
- * BLOCK_BYTES, large ones as views of their reads. Retained copies are made when their
- * first piece goes by and dropped after their last; a blob check fails before the last
- * piece of a bad file is handed on.
+ * BLOCK_BYTES, large ones as views of their reads (with a pool, every piece is copied, so
+ * no view of a read escapes and the read's buffer goes back at once). Retained copies are
+ * made when their first piece goes by and dropped after their last; a blob check fails
+ * before the last piece of a bad file is handed on.
  */
-async function* assemble(batches: AsyncIterable<Batch>, retention: RenderRetention): AsyncGenerator<Uint8Array> {
-  let block = Buffer.allocUnsafe(BLOCK_BYTES)
+async function* assemble(batches: AsyncIterable<Batch>, retention: RenderRetention, pool: BufferPool | undefined): AsyncGenerator<Uint8Array> {
+  const newBlock = (): Buffer => (pool ? pool.take(BLOCK_BYTES) : Buffer.allocUnsafe(BLOCK_BYTES))
+  let block: Buffer | undefined
   let filled = 0
+  /** A retained copy whose last piece is being copied out: back to the pool after that. */
+  let releasing: Buffer | undefined
   try {
     for await (const batch of batches) {
       for (const piece of batch.pieces) {
@@ -95,34 +106,62 @@ async function* assemble(batches: AsyncIterable<Batch>, retention: RenderRetenti
         if (piece.kind === 'bytes') bytes = piece.bytes
         else {
           const source = piece.source.bytes as Buffer
-          if (piece.retain) piece.retain.bytes = Buffer.from(source.subarray(piece.retainAt, (piece.retainAt as number) + piece.retain.size))
+          if (piece.retain) {
+            const at = piece.retainAt as number
+            const copy = pool ? pool.take(piece.retain.size) : Buffer.allocUnsafe(piece.retain.size)
+            source.copy(copy, 0, at, at + piece.retain.size)
+            piece.retain.bytes = copy
+          }
           bytes = source.subarray(piece.start, piece.end)
           piece.check?.update(bytes, piece.last === true)
-          if (piece.release) {
-            piece.release.bytes = undefined
-            retention.release(piece.release.size)
-          }
         }
-        if (bytes.length >= DIRECT_BYTES) {
-          if (filled > 0) {
-            yield block.subarray(0, filled)
-            block = Buffer.allocUnsafe(BLOCK_BYTES)
+        const release = piece.kind === 'chunk' ? piece.release : undefined
+        if (release) {
+          // Dropped once its last piece is handed on (copied into a block, or a view of it).
+          if (pool && release.bytes) releasing = release.bytes
+          release.bytes = undefined
+          retention.release(release.size)
+        }
+        if (!pool && bytes.length >= DIRECT_BYTES) {
+          if (block && filled > 0) {
+            const partial = block.subarray(0, filled)
+            block = undefined
             filled = 0
+            yield partial
           }
           yield bytes
           continue
         }
-        if (filled + bytes.length > BLOCK_BYTES) {
-          yield block.subarray(0, filled)
-          block = Buffer.allocUnsafe(BLOCK_BYTES)
-          filled = 0
+        for (let at = 0; at < bytes.length; ) {
+          block ??= newBlock()
+          const count = Math.min(bytes.length - at, BLOCK_BYTES - filled)
+          block.set(count === bytes.length ? bytes : bytes.subarray(at, at + count), filled)
+          filled += count
+          at += count
+          if (filled === BLOCK_BYTES) {
+            const full = block
+            block = undefined
+            filled = 0
+            yield full
+          }
         }
-        block.set(bytes, filled)
-        filled += bytes.length
+        if (releasing) {
+          pool?.give(releasing)
+          releasing = undefined
+        }
+      }
+      if (pool && batch.read?.bytes) {
+        pool.give(batch.read.bytes)
+        batch.read.bytes = undefined
       }
     }
-    if (filled > 0) yield block.subarray(0, filled)
+    if (block && filled > 0) {
+      const last = block.subarray(0, filled)
+      block = undefined
+      yield last
+    }
   } finally {
+    if (block && pool) pool.give(block)
     retention.releaseAll()
   }
 }
@@ -137,11 +176,11 @@ export function renderNar(cas: Cas, layout: Layout, range: NarRange = { start: 0
   const stats = options.stats ?? new PrefetchStats()
   const retention = new RenderRetention(Math.floor(windowBytes * RETAIN_SHARE), stats, options.budget)
   const batches = planBatches(layout, range, options.plan ?? defaults.plan, retention, cas.verify)
-  return assemble(prefetch(jobsOf(cas, batches), {
+  return assemble(prefetch(jobsOf(cas, batches, options.pool), {
     windowBytes: windowBytes - retention.capacity,
     maxRequests: options.maxRequests ?? defaults.maxRequests,
     signal: options.signal,
     stats,
     budget: options.budget,
-  }), retention)
+  }), retention, options.pool)
 }

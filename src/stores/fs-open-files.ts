@@ -35,12 +35,12 @@ export class OpenFiles {
   ) {}
 
   /** Bytes `range` of the file at `path`, or undefined when there is no such file; errors are the file system's. */
-  async read(path: string, range: ByteRange): Promise<Buffer | undefined> {
+  async read(path: string, range: ByteRange, allocate: (size: number) => Buffer = (size) => Buffer.allocUnsafe(size)): Promise<Buffer | undefined> {
     const file = await this.acquire(path)
     if (file === undefined) return undefined
     try {
       const { start, end } = clipRange(file.size, range)
-      const bytes = Buffer.allocUnsafe(end - start)
+      const bytes = allocate(end - start)
       let filled = 0
       while (filled < bytes.length) {
         const count = await readAt(file.fd, bytes, filled, bytes.length - filled, start + filled)

@@ -110,7 +110,7 @@ export class FsStore implements ObjectStore {
     }
     if (options?.range && options.immutable) {
       try {
-        return await this.openFiles.read(path, options.range)
+        return await this.openFiles.read(path, options.range, options.allocate)
       } catch (error) {
         this.fail('get', key, error)
       }
