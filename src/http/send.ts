@@ -2,6 +2,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { compressBytes, compressStream, negotiateEncoding } from './encoding.ts'
+import { drained } from '../codec/pump.ts'
 import { recordFailure } from './request-log.ts'
 
 /** Sends a small text body, compressed when the client accepts it. */
@@ -46,16 +47,6 @@ export function sendPieces(request: FastifyRequest, reply: FastifyReply, body: A
   const response = reply.raw
   for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) response.setHeader(name, value)
   response.writeHead(reply.statusCode)
-  const drained = (): Promise<void> =>
-    new Promise((resolve) => {
-      const done = (): void => {
-        response.off('drain', done)
-        response.off('close', done)
-        resolve()
-      }
-      response.once('drain', done)
-      response.once('close', done)
-    })
   void (async () => {
     try {
       for await (const piece of body) {
@@ -63,7 +54,7 @@ export function sendPieces(request: FastifyRequest, reply: FastifyReply, body: A
           written(piece)
           break
         }
-        if (!response.write(piece, () => written(piece))) await drained()
+        if (!response.write(piece, () => written(piece))) await drained(response)
       }
       if (!response.destroyed) response.end()
     } catch (error) {
