@@ -16,7 +16,7 @@ export const NAR_HASH = /^[0-9a-df-np-sv-z]{52}$/
 /** NAR layouts kept in memory, counted in segments (about two per file). */
 const LAYOUT_CACHE_SEGMENTS = 250_000
 /** Pool buffers kept free at most (the rest of what windows release goes to the collector). */
-const POOL_FREE_BYTES = 64 * 1024 * 1024
+const POOL_FREE_BYTES = 4 * 1024 * 1024
 
 export interface NarServiceOptions {
   /** Bytes fetched ahead of one client (W); chosen by the store's locality when unset. */
