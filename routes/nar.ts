@@ -7,7 +7,7 @@ import { encode } from '../src/codec/encode.ts'
 import { compressStream, negotiateEncoding } from '../src/http/encoding.ts'
 import { parseRange } from '../src/http/range.ts'
 import { recordFailure } from '../src/http/request-log.ts'
-import { sendNotFound } from '../src/http/send.ts'
+import { sendNotFound, sendPieces } from '../src/http/send.ts'
 import { clientGone, uploadBody } from '../src/http/upload-body.ts'
 import { formatNixHash } from '../src/nix/hash.ts'
 import { requireWrite } from '../src/plugins/access.ts'
@@ -16,6 +16,8 @@ import type { NarRange } from '../src/render/render.ts'
 type NarRequest = FastifyRequest<{ Params: { file: string } }>
 
 const IMMUTABLE = 'public, max-age=31536000, immutable'
+/** Bytes of a NAR response waiting for the socket, past which rendering pauses. */
+const BODY_BUFFER_BYTES = 256 * 1024
 
 function narHeaders(reply: FastifyReply, etag: string | undefined): void {
   reply.type('application/x-nix-nar').header('cache-control', IMMUTABLE)
@@ -35,17 +37,28 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', (_request, _payload, done) => done(null))
 
-  const counted = (body: AsyncIterable<Uint8Array>): Readable => {
-    const served = fastify.metrics.bytesServed
-    return Readable.from(
+  const served = fastify.metrics.bytesServed.labelled({ route: 'nar' })
+  /**
+   * A response body in bytes, not objects: what waits in it for the socket is bounded by
+   * BODY_BUFFER_BYTES whatever the size of the pieces (an object-mode stream holds 16 of
+   * them, and a piece may be a MiB-sized view of a read).
+   */
+  async function* countedPieces(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    for await (const piece of body) {
+      served(piece.length)
+      yield piece
+    }
+  }
+  const counted = (body: AsyncIterable<Uint8Array>): Readable =>
+    Readable.from(
       (async function* () {
         for await (const chunk of body) {
-          served.inc({ route: 'nar' }, chunk.length)
+          served(chunk.length)
           yield chunk
         }
       })(),
+      { objectMode: false, highWaterMark: BODY_BUFFER_BYTES },
     )
-  }
 
   /**
    * The NAR a name serves, as `lookup` finds it. A `<narhash>.nar` name is that NAR; only when
@@ -96,12 +109,16 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
       const signal = clientGone(request, reply)
       return reply.send(counted(encode(fastify.nars.render(nar, undefined, signal), file.compression, { signal })))
     }
-    return sendIdentity(request, reply, nar.layout.size, (range, signal) => fastify.nars.render(nar, range, signal), `"${file.narHash}"`)
+    return sendIdentity(request, reply, nar.layout.size, (range, signal) => fastify.nars.renderPooled(nar, range, signal), `"${file.narHash}"`, fastify.nars.written)
   })
 
   type Render = (range: NarRange, signal: AbortSignal) => AsyncIterable<Uint8Array>
 
-  function sendIdentity(request: NarRequest, reply: FastifyReply, size: number, render: Render, etag: string): FastifyReply {
+  /**
+   * A NAR as it is, whole or a range. With `written`, render's pieces are pool buffers: an
+   * uncompressed body goes straight to the socket and gives each back once written.
+   */
+  function sendIdentity(request: NarRequest, reply: FastifyReply, size: number, render: Render, etag: string, written?: (piece: Uint8Array) => void): FastifyReply {
     narHeaders(reply, etag)
     if (request.headers['if-none-match'] === etag) return reply.code(304).send()
 
@@ -109,7 +126,14 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
     const range = ifRange === undefined || ifRange === etag ? parseRange(request.headers.range, size) : undefined
     if (range === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${size}`).header('cache-control', 'no-store').send()
     const wanted: NarRange = range ?? { start: 0, end: size }
-    const body = counted(render(wanted, clientGone(request, reply)))
+    const signal = clientGone(request, reply)
+    if (written && (range || !fastify.settings.compressNars || request.headers.range !== undefined || negotiateEncoding(request.headers['accept-encoding']) === undefined)) {
+      if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end - 1}/${size}`)
+      else if (fastify.settings.compressNars && request.headers.range === undefined) reply.header('vary', 'Accept-Encoding')
+      reply.header('content-length', wanted.end - wanted.start)
+      return sendPieces(request, reply, countedPieces(render(wanted, signal)), written)
+    }
+    const body = counted(render(wanted, signal))
     if (range) {
       reply.code(206).header('content-range', `bytes ${range.start}-${range.end - 1}/${size}`)
     } else if (fastify.settings.compressNars && request.headers.range === undefined) {

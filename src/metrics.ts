@@ -20,6 +20,14 @@ export class Counter {
     this.values.set(key, (this.values.get(key) ?? 0) + amount)
   }
 
+  /** An incrementer for one fixed set of labels, their text built once: for hot paths (bytes of every piece sent). */
+  labelled(labels: Labels): (amount?: number) => void {
+    const key = labelText(labels)
+    return (amount = 1) => {
+      this.values.set(key, (this.values.get(key) ?? 0) + amount)
+    }
+  }
+
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`]
     for (const [labels, value] of this.values) lines.push(`${this.name}${labels} ${value}`)

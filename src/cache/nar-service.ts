@@ -7,13 +7,16 @@ import { decodeNixbase32 } from '../nix/nixbase32.ts'
 import { treeOf } from '../render/load.ts'
 import { layoutNar, type Layout } from '../render/layout.ts'
 import type { PrefetchStats } from '../render/prefetcher.ts'
-import { renderNar, type NarRange } from '../render/render.ts'
+import { BufferPool } from '../render/buffer-pool.ts'
+import { renderNar, type NarRange, type RenderOptions } from '../render/render.ts'
 
 /** A sha256 in nixbase32: how NARs are named. */
 export const NAR_HASH = /^[0-9a-df-np-sv-z]{52}$/
 
 /** NAR layouts kept in memory, counted in segments (about two per file). */
 const LAYOUT_CACHE_SEGMENTS = 250_000
+/** Pool buffers kept free at most (the rest of what windows release goes to the collector). */
+const POOL_FREE_BYTES = 4 * 1024 * 1024
 
 export interface NarServiceOptions {
   /** Bytes fetched ahead of one client (W); chosen by the store's locality when unset. */
@@ -42,10 +45,15 @@ export class NarService {
     sizeCalculation: (nar) => nar.layout.segments.length + 1,
   })
 
+  /** Read and output buffers of every response, reused: as much may wait free as the windows may hold. */
+  private readonly pool: BufferPool
+
   constructor(
     readonly cas: Cas,
     private readonly options: NarServiceOptions,
-  ) {}
+  ) {
+    this.pool = new BufferPool(Math.min(options.budget.capacity, POOL_FREE_BYTES))
+  }
 
   /** What the index knows of the NAR whose sha256 is `narHashBase32`: one small read. */
   async entry(narHashBase32: string): Promise<{ narHash: NixHash; entry: NarRecord } | undefined> {
@@ -69,12 +77,27 @@ export class NarService {
 
   /** Streams `range` (default: all) of a NAR; stops fetching when `signal` aborts. */
   render(nar: ServableNar, range: NarRange | undefined, signal: AbortSignal): AsyncGenerator<Uint8Array> {
-    return renderNar(this.cas, nar.layout, range, {
+    return renderNar(this.cas, nar.layout, range, this.renderOptions(signal))
+  }
+
+  /**
+   * The same, in buffers of the service's pool: each piece must be handed to `written` once
+   * it is written (and not used after), so serving a NAR makes no garbage.
+   */
+  renderPooled(nar: ServableNar, range: NarRange | undefined, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+    return renderNar(this.cas, nar.layout, range, { ...this.renderOptions(signal), pool: this.pool })
+  }
+
+  /** Gives back a piece of `renderPooled`. */
+  readonly written = (piece: Uint8Array): void => this.pool.give(piece)
+
+  private renderOptions(signal: AbortSignal): RenderOptions {
+    return {
       windowBytes: this.options.windowBytes,
       maxRequests: this.options.maxRequests,
       signal,
       stats: this.options.stats,
       budget: this.options.budget,
-    })
+    }
   }
 }

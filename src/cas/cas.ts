@@ -38,7 +38,7 @@ export class Cas {
    * so a cache drops a bad near copy and answers from far instead; what comes back is
    * checked here unless it is the very object that already passed.
    */
-  private async readChecked<T>(key: string, parse: (bytes: Buffer) => T, options: Pick<ReadOptions, 'signal' | 'range' | 'verifyObject'> = {}): Promise<T | undefined> {
+  private async readChecked<T>(key: string, parse: (bytes: Buffer) => T, options: Pick<ReadOptions, 'signal' | 'range' | 'verifyObject' | 'immutable' | 'allocate'> = {}): Promise<T | undefined> {
     let passed: { bytes: Uint8Array; value: T } | undefined
     const verify = (bytes: Uint8Array): boolean => {
       try {
@@ -54,7 +54,7 @@ export class Cas {
     return passed !== undefined && passed.bytes === bytes ? passed.value : parse(bytes)
   }
 
-  private async required<T>(key: string, what: string, parse: (bytes: Buffer) => T, options?: Pick<ReadOptions, 'signal' | 'range' | 'verifyObject'>): Promise<T> {
+  private async required<T>(key: string, what: string, parse: (bytes: Buffer) => T, options?: Pick<ReadOptions, 'signal' | 'range' | 'verifyObject' | 'immutable' | 'allocate'>): Promise<T> {
     const value = await this.readChecked(key, parse, options)
     if (value === undefined) throw new NixcasError('MISSING_OBJECT', `${what} ${key} is missing from store "${this.store.name}"`)
     return value
@@ -162,7 +162,7 @@ export class Cas {
    * checked against its digest when the store is not trusted. A pack that is missing or
    * shorter than its record says is MISSING_OBJECT or CORRUPT_OBJECT, never short bytes.
    */
-  async readPackRun(pack: Digest, offset: number, length: number, chunks: readonly { digest: Digest; size: number; at: number }[], signal?: AbortSignal): Promise<Buffer> {
+  async readPackRun(pack: Digest, offset: number, length: number, chunks: readonly { digest: Digest; size: number; at: number }[], signal?: AbortSignal, allocate?: (size: number) => Buffer): Promise<Buffer> {
     const key = keys.dataPack(pack)
     // The whole pack is checked by its key (only a cache repairing its copy reads it whole).
     const verifyObject = (bytes: Uint8Array): boolean => digestsEqual(digestOf(bytes), pack)
@@ -176,7 +176,7 @@ export class Cas {
         }
       }
       return bytes
-    }, { signal, range: { offset, length }, verifyObject })
+    }, { signal, range: { offset, length }, verifyObject, immutable: true, allocate })
   }
 
   putIndexSegment(name: string, encoding: Uint8Array): Promise<void> {

@@ -1,4 +1,4 @@
-import type { Transform } from 'node:stream'
+import type { Transform, Writable } from 'node:stream'
 import type { CodecProgress, InputReader } from './input.ts'
 
 /** A failure of the source (a client gone, an abort), told apart from the codec's own. */
@@ -48,14 +48,15 @@ export async function* throughTransform(input: InputReader, transform: Transform
   }
 }
 
-function drained(transform: Transform): Promise<void> {
+/** Resolves when a writable that refused a write drains, or closes (then nothing more will be taken). */
+export function drained(writable: Pick<Writable, 'on' | 'off'>): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
-      transform.off('drain', done)
-      transform.off('close', done)
+      writable.off('drain', done)
+      writable.off('close', done)
       resolve()
     }
-    transform.on('drain', done)
-    transform.on('close', done)
+    writable.on('drain', done)
+    writable.on('close', done)
   })
 }

@@ -96,8 +96,8 @@ export const settings = {
   },
   narinfoMaxAge: setting({ kind: duration('s'), default: 3600, env: 'NIXCAS_NARINFO_MAX_AGE', doc: 'Cache-Control max-age of narinfos, for CDNs.' }),
   notFoundMaxAge: setting({ kind: duration('s'), default: 60, env: 'NIXCAS_NOT_FOUND_MAX_AGE', doc: 'Cache-Control max-age of 404 answers.' }),
-  windowBytes: setting({ kind: size, min: MiB, env: 'NIXCAS_WINDOW_BYTES', doc: 'Read-ahead of one NAR response; when unset, chosen by the root store: 8 MiB for a local disk, 32 MiB for a remote store.' }),
-  maxRequests: setting({ kind: integer, min: 1, env: 'NIXCAS_MAX_REQUESTS', doc: 'Store reads in flight for one NAR response; when unset, 8 for a local disk, 32 for a remote store.' }),
+  windowBytes: setting({ kind: size, min: MiB, env: 'NIXCAS_WINDOW_BYTES', doc: 'Read-ahead of one NAR response (a quarter of it may hold copies of chunks the NAR repeats); when unset, chosen by the root store: 2 MiB for a local disk, 64 MiB for a remote store.' }),
+  maxRequests: setting({ kind: integer, min: 1, env: 'NIXCAS_MAX_REQUESTS', doc: 'Store reads in flight for one NAR response; when unset, 4 for a local disk, 16 for a remote store.' }),
   packSize: setting({ kind: size, default: 16 * MiB, min: MiB, max: 1024 * MiB, env: 'NIXCAS_PACK_SIZE', doc: 'New chunks are stored in data packs of about this size.' }),
   dedupIndexEntries: setting({
     kind: integer,

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { compressBytes, compressStream, negotiateEncoding } from './encoding.ts'
+import { drained } from '../codec/pump.ts'
 import { recordFailure } from './request-log.ts'
 
 /** Sends a small text body, compressed when the client accepts it. */
@@ -32,4 +33,34 @@ export function sendTextStream(request: FastifyRequest, reply: FastifyReply, typ
 /** A 404 that CDNs may cache briefly (`notFoundMaxAge`), so a path pushed later soon shows up. */
 export function sendNotFound(reply: FastifyReply, what: string): FastifyReply {
   return reply.code(404).header('cache-control', `public, max-age=${reply.server.settings.notFoundMaxAge}`).type('text/plain').send(`${what}\n`)
+}
+
+/**
+ * Sends `body` straight to the socket, each piece given to `written` once the socket has
+ * taken it (its write completed or failed), so its buffer can be reused: pieces of a NAR
+ * are pool buffers. Writes wait for the socket to drain, so what is queued for it is one
+ * piece at a time. A body that fails after the headers went out ends the response short
+ * (as Fastify does with a failed stream), recorded for the request's log line.
+ */
+export function sendPieces(request: FastifyRequest, reply: FastifyReply, body: AsyncIterable<Uint8Array>, written: (piece: Uint8Array) => void): FastifyReply {
+  reply.hijack()
+  const response = reply.raw
+  for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) response.setHeader(name, value)
+  response.writeHead(reply.statusCode)
+  void (async () => {
+    try {
+      for await (const piece of body) {
+        if (response.destroyed) {
+          written(piece)
+          break
+        }
+        if (!response.write(piece, () => written(piece))) await drained(response)
+      }
+      if (!response.destroyed) response.end()
+    } catch (error) {
+      recordFailure(request, error)
+      response.destroy(error instanceof Error ? error : new Error(String(error)))
+    }
+  })()
+  return reply
 }

@@ -5,9 +5,9 @@ import { setMaxListeners } from 'node:events'
  * One piece of the output: how many bytes fetching it holds, and how to fetch it. A job of
  * size 0 is bytes already in memory: no request, no room in the window.
  */
-export interface FetchJob {
+export interface FetchJob<T = Uint8Array> {
   readonly size: number
-  fetch(signal: AbortSignal): Promise<Uint8Array>
+  fetch(signal: AbortSignal): Promise<T>
 }
 
 export interface PrefetchOptions {
@@ -37,20 +37,20 @@ export class PrefetchStats {
   roundTrips = 0
 }
 
-interface Started {
+interface Started<T> {
   size: number
-  result: Promise<Uint8Array>
+  result: Promise<T>
   startedAt: number
 }
 
 /**
  * Yields the results of `jobs` strictly in order while fetching ahead: up to `windowBytes`
- * and `maxRequests` in flight or waiting. It knows every job in advance, so the window is
+ * and `maxRequests` in flight, waiting, or held by the consumer. It knows every job in advance, so the window is
  * always full. The consumer's pace sets its pace (nothing is fetched beyond the window);
  * when the consumer stops, or a fetch fails, every outstanding fetch is aborted and its
  * buffer dropped.
  */
-export async function* prefetch(jobs: Iterable<FetchJob>, options: PrefetchOptions): AsyncGenerator<Uint8Array> {
+export async function* prefetch<T>(jobs: Iterable<FetchJob<T>>, options: PrefetchOptions): AsyncGenerator<T> {
   const stats = options.stats ?? new PrefetchStats()
   const controller = new AbortController()
   // One listener per request in flight: up to C of them, by design.
@@ -58,7 +58,7 @@ export async function* prefetch(jobs: Iterable<FetchJob>, options: PrefetchOptio
   const abort = (): void => controller.abort(options.signal?.reason)
   options.signal?.addEventListener('abort', abort, { once: true })
   const iterator = jobs[Symbol.iterator]()
-  const queue: Started[] = []
+  const queue: Started<T>[] = []
   let reserved = 0
   let inFlight = 0
   let clock = 0
@@ -77,7 +77,7 @@ export async function* prefetch(jobs: Iterable<FetchJob>, options: PrefetchOptio
     while (!next.done && hasRoom(next.value.size)) {
       const job = next.value
       next = iterator.next()
-      const started: Started = { size: job.size, result: job.fetch(controller.signal), startedAt: clock }
+      const started: Started<T> = { size: job.size, result: job.fetch(controller.signal), startedAt: clock }
       if (job.size > 0) {
         reserved += job.size
         stats.buffered += job.size
@@ -99,16 +99,18 @@ export async function* prefetch(jobs: Iterable<FetchJob>, options: PrefetchOptio
   try {
     fill()
     while (queue.length > 0) {
-      const head = queue[0] as Started
+      const head = queue[0] as Started<T>
       const bytes = await head.result
       if (head.size > 0 && head.startedAt + 1 > clock) {
         stats.roundTrips += head.startedAt + 1 - clock
         clock = head.startedAt + 1
       }
+      // The consumer holds what it was given until it asks for more: only then is its room
+      // in the window given back, so the window bounds what is held, not just what is fetched.
+      yield bytes
       queue.shift()
       release(head.size)
       fill()
-      yield bytes
     }
   } finally {
     options.signal?.removeEventListener('abort', abort)

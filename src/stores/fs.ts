@@ -14,6 +14,7 @@ import {
   type ObjectStore,
   type ReadOptions,
 } from './store.ts'
+import { OpenFiles } from './fs-open-files.ts'
 
 /** Temp files live here until renamed into place; no key can name it (keys never start with a dot). */
 const TEMP_DIR = '.tmp'
@@ -49,6 +50,8 @@ export class FsStore implements ObjectStore {
   private preparing: Promise<void> | undefined
   /** Directories known to exist: most puts land in an existing shard, so skip the mkdir. */
   private readonly madeDirectories = new Set<string>()
+  /** Descriptors of immutable objects read by range (data packs), kept open between reads. */
+  private readonly openFiles = new OpenFiles()
 
   constructor(
     readonly name: string,
@@ -102,6 +105,13 @@ export class FsStore implements ObjectStore {
         return await readWhole(path)
       } catch (error) {
         if (isAbsent(error)) return undefined
+        this.fail('get', key, error)
+      }
+    }
+    if (options?.range && options.immutable) {
+      try {
+        return await this.openFiles.read(path, options.range, options.allocate)
+      } catch (error) {
         this.fail('get', key, error)
       }
     }
@@ -167,6 +177,7 @@ export class FsStore implements ObjectStore {
   async put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
     const path = this.path(key)
     await this.ready
+    this.openFiles.forget(path)
     const temp = join(this.root, TEMP_DIR, `${randomUUID()}.part`)
     try {
       const handle = await open(temp, 'wx')
@@ -197,6 +208,7 @@ export class FsStore implements ObjectStore {
   async delete(key: string): Promise<void> {
     const path = this.path(key)
     await this.ready
+    this.openFiles.forget(path)
     try {
       await unlink(path)
     } catch (error) {
@@ -263,6 +275,7 @@ export class FsStore implements ObjectStore {
   }
 
   async close(): Promise<void> {
+    this.openFiles.closeAll()
     await this.preparing?.catch(() => undefined)
   }
 }

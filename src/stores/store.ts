@@ -22,6 +22,17 @@ export interface ReadOptions {
    * read only in ranges is repaired too, not just bypassed.
    */
   verifyObject?: (bytes: Uint8Array) => boolean
+  /**
+   * The caller knows the object under this key never changes (it is named by its digest),
+   * so a store may keep it open between ranged reads instead of opening it each time.
+   */
+  immutable?: boolean
+  /**
+   * Where a store that reads into a buffer of its own making (a file read by range) may put
+   * the bytes instead: the caller's pool. A store may ignore it; the caller knows whether
+   * it was used by the buffer it gets back.
+   */
+  allocate?: (size: number) => Buffer
 }
 
 export interface ListedObject {

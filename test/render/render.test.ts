@@ -4,6 +4,7 @@ import fc from 'fast-check'
 import t, { type Test } from 'tap'
 import { loadLayout } from '../../src/render/load.ts'
 import { renderNar } from '../../src/render/render.ts'
+import { BufferPool } from '../../src/render/buffer-pool.ts'
 import { Cas } from '../../src/cas/cas.ts'
 import { keys } from '../../src/cas/keys.ts'
 import { MemoryStore } from '../../src/stores/memory.ts'
@@ -92,4 +93,18 @@ t.test('a record that pairs genuine chunks in the wrong order is caught by the b
   const fake = { ...layout, segments: layout.segments.map((segment) => (segment === big ? tampered : segment)) }
   store.trusted = false
   await t.rejects(collect(renderNar(new Cas(store), fake)), { code: 'CORRUPT_OBJECT', message: /blob .* does not match/ })
+})
+
+t.test('with a buffer pool, pieces given back at once are reused and the NAR stays byte-identical', async (t) => {
+  const { cas, result, nar } = await goldenCas(t)
+  const layout = await loadLayout(cas, result.narHash)
+  const pool = new BufferPool(64 * 1024 * 1024)
+  for (const range of [{ start: 0, end: nar.length }, { start: 1000, end: nar.length - 777 }]) {
+    const out: Buffer[] = []
+    for await (const piece of renderNar(cas, layout, range, { pool, windowBytes: 1024 * 1024 })) {
+      out.push(Buffer.from(piece))
+      pool.give(piece)
+    }
+    t.ok(Buffer.concat(out).equals(nar.subarray(range.start, range.end)), `range ${range.start}-${range.end}`)
+  }
 })

@@ -1,0 +1,45 @@
+/**
+ * Buffers that NAR responses reuse: the reads of data packs and the blocks written to
+ * sockets. Allocating them afresh made garbage at the rate bytes were served, and the
+ * collector let hundreds of MB of it pile up under 32 concurrent downloads; a buffer given
+ * back is handed out again instead. Each buffer has an ArrayBuffer of its own, so a view
+ * given back finds its buffer. At most `maxFreeBytes` wait in the pool; past that, given
+ * buffers are left to the collector.
+ */
+const MIN_CAPACITY = 64 * 1024
+
+export class BufferPool {
+  private readonly free = new Map<number, ArrayBuffer[]>()
+  /** Buffers this pool made (anything else given back is ignored), and those free now (given twice is once). */
+  private readonly made = new WeakSet<ArrayBuffer>()
+  private readonly waiting = new WeakSet<ArrayBuffer>()
+  private freeBytes = 0
+
+  constructor(private readonly maxFreeBytes: number) {}
+
+  /** A buffer of `size` bytes, uninitialised: a view of an ArrayBuffer of its own, of a size rounded up to a power of two. */
+  take(size: number): Buffer {
+    const capacity = Math.max(MIN_CAPACITY, 2 ** Math.ceil(Math.log2(Math.max(1, size))))
+    const reused = this.free.get(capacity)?.pop()
+    if (reused !== undefined) {
+      this.freeBytes -= capacity
+      this.waiting.delete(reused)
+      return Buffer.from(reused, 0, size)
+    }
+    const made = Buffer.allocUnsafeSlow(capacity)
+    this.made.add(made.buffer)
+    return made.subarray(0, size)
+  }
+
+  /** Gives back a buffer from `take` (or a view of one); it must not be used after. */
+  give(bytes: Uint8Array): void {
+    const buffer = bytes.buffer
+    if (!(buffer instanceof ArrayBuffer) || !this.made.has(buffer) || this.waiting.has(buffer)) return
+    if (this.freeBytes + buffer.byteLength > this.maxFreeBytes) return
+    let list = this.free.get(buffer.byteLength)
+    if (list === undefined) this.free.set(buffer.byteLength, (list = []))
+    list.push(buffer)
+    this.waiting.add(buffer)
+    this.freeBytes += buffer.byteLength
+  }
+}
