@@ -8,6 +8,7 @@ const benches: Record<string, () => Promise<void>> = { nar: benchNar, chunking: 
 benches.codec = () => import('./codec.ts').then((module) => module.benchCodec())
 benches.hostile = () => import('./hostile.ts').then((module) => module.benchHostile())
 benches.parse = () => import('./ingest-parse.ts').then((module) => module.benchParse())
+benches.narinfo = () => import('./narinfo.ts').then((module) => module.benchNarinfo())
 benches['pull-through'] = () => import('./pull-through.ts').then((module) => module.benchPullThrough())
 
 const wanted = process.argv.slice(2)
