@@ -20,6 +20,12 @@ export class Counter {
     this.values.set(key, (this.values.get(key) ?? 0) + amount)
   }
 
+  /** One series (fixed labels), its label text made once: for what is counted on every request. */
+  series(labels: Labels): (amount?: number) => void {
+    const key = labelText(labels)
+    return (amount = 1) => void this.values.set(key, (this.values.get(key) ?? 0) + amount)
+  }
+
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`]
     for (const [labels, value] of this.values) lines.push(`${this.name}${labels} ${value}`)
