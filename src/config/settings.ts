@@ -115,6 +115,15 @@ export const settings = {
     sampleInterval: setting({ kind: duration('ms'), default: 1000, min: 10, max: 60_000, env: 'NIXCAS_PRESSURE_SAMPLE_INTERVAL', doc: 'How often load is sampled; the event loop delay is a mean over this interval.' }),
     retryAfter: setting({ kind: duration('s'), default: 10, min: 1, env: 'NIXCAS_PRESSURE_RETRY_AFTER', doc: 'Retry-After of a shed request.' }),
   },
+  workers: setting({
+    kind: integer,
+    default: 1,
+    min: 1,
+    max: 64,
+    env: 'NIXCAS_WORKERS',
+    flag: '--workers <n>',
+    doc: 'Server processes sharing the listening socket (node:cluster), each with its own caches and counters: /metrics shows the process that answers. They share the store, as replicas do.',
+  }),
   // setTimeout fires at once for delays above 2^31-1 ms.
   shutdownTimeout: setting({ kind: duration('ms'), default: 10_000, max: 2 ** 31 - 1, env: 'NIXCAS_SHUTDOWN_TIMEOUT', doc: 'How long requests in flight may take to finish on SIGINT/SIGTERM.' }),
   logLevel: setting({ kind: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), default: 'info', env: 'NIXCAS_LOG_LEVEL', doc: 'Least severe level logged.' }),
