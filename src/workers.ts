@@ -35,7 +35,6 @@ export async function serveWorkers(config: ServerConfig, logger: Logger = pino({
       process.channel?.unref()
     }
     started = true
-    process.send?.({ nixcas: 'listening' })
     if (stopAsked) stopSelf()
     return
   }
@@ -43,13 +42,12 @@ export async function serveWorkers(config: ServerConfig, logger: Logger = pino({
   const listening = new Set<Worker>()
   let stopping = false
   const fork = (): void => {
-    const worker = cluster.fork()
-    worker.on('message', (message: { nixcas?: string }) => {
-      if (message.nixcas !== 'listening') return
-      listening.add(worker)
-      if (listening.size === config.workers) logger.info({ workers: config.workers }, `${config.workers} workers listening on ${config.host}:${config.port}`)
-    })
+    cluster.fork()
   }
+  cluster.on('listening', (worker, address) => {
+    listening.add(worker)
+    if (listening.size === config.workers) logger.info({ workers: config.workers }, `${config.workers} workers listening on ${address.address ?? config.host}:${address.port}`)
+  })
   cluster.on('exit', (worker, code, signal) => {
     const served = listening.delete(worker)
     if (stopping) {
@@ -57,12 +55,12 @@ export async function serveWorkers(config: ServerConfig, logger: Logger = pino({
       return
     }
     if (!served) {
-      logger.error({ pid: worker.process.pid, code, signal }, 'a worker exited before it listened; stopping')
+      logger.error({ worker: worker.process.pid, code, signal }, 'a worker exited before it listened; stopping')
       stop('worker failed')
       process.exitCode = 1
       return
     }
-    logger.error({ pid: worker.process.pid, code, signal }, 'a worker exited; starting another')
+    logger.error({ worker: worker.process.pid, code, signal }, 'a worker exited; starting another')
     fork()
   })
   const stop = (reason: string): void => {
