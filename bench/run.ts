@@ -11,6 +11,7 @@ benches.parse = () => import('./ingest-parse.ts').then((module) => module.benchP
 benches.lifecycle = () => import('./lifecycle.ts').then((module) => module.benchLifecycle())
 benches.ingest = () => import('./ingest.ts').then((module) => module.benchIngest())
 benches.gc = () => import('./gc.ts').then((module) => module.benchGc())
+benches.narinfo = () => import('./narinfo.ts').then((module) => module.benchNarinfo())
 benches['pull-through'] = () => import('./pull-through.ts').then((module) => module.benchPullThrough())
 
 const wanted = process.argv.slice(2)

@@ -37,7 +37,7 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', (_request, _payload, done) => done(null))
 
-  const served = fastify.metrics.bytesServed.labelled({ route: 'nar' })
+  const served = fastify.metrics.bytesServed.series({ route: 'nar' })
   /**
    * A response body in bytes, not objects: what waits in it for the socket is bounded by
    * BODY_BUFFER_BYTES whatever the size of the pieces (an object-mode stream holds 16 of

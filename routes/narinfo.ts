@@ -1,24 +1,34 @@
-import type { FastifyInstance } from 'fastify'
-import { sendNotFound, sendText } from '../src/http/send.ts'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { sendCachedBytes, sendNotFound } from '../src/http/send.ts'
 import { clientGone, readUploadText } from '../src/http/upload-body.ts'
 import { requireWrite } from '../src/plugins/access.ts'
 
 const NARINFO_BODY_LIMIT = 1024 * 1024
+const NARINFO_TYPE = 'text/x-nix-narinfo'
+
+type NarInfoRequest = FastifyRequest<{ Params: { hash: string } }>
 
 /** GET, HEAD and PUT of `<store path hash>.narinfo`. */
 export default async function narinfoRoutes(fastify: FastifyInstance): Promise<void> {
   // Nix sends text/x-nix-narinfo, maybe with a Content-Encoding: the handler reads the body.
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', (_request, _payload, done) => done(null))
+  const cacheControl = `public, max-age=${fastify.settings.narinfoMaxAge}`
 
-  fastify.get<{ Params: { hash: string } }>('/:hash.narinfo', async (request, reply) => {
-    const text = await fastify.cache.narInfo(request.params.hash)
-    if (text === undefined) {
-      return sendNotFound(reply, 'no such path')
-    }
+  async function lookUp(request: NarInfoRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const body = await fastify.cache.narInfo(request.params.hash)
+    if (body === undefined) return sendNotFound(reply, 'no such path')
     fastify.accessRecorder.path(request.params.hash)
-    reply.header('cache-control', `public, max-age=${fastify.settings.narinfoMaxAge}`)
-    return sendText(request, reply, 'text/x-nix-narinfo', text)
+    return sendCachedBytes(request, reply, NARINFO_TYPE, cacheControl, body)
+  }
+
+  // Not an async function: a narinfo in memory (most requests: Nix asks for each one of a
+  // closure, then again for every build) is answered without a promise. HEAD comes here too.
+  fastify.get<{ Params: { hash: string } }>('/:hash.narinfo', (request, reply) => {
+    const cached = fastify.cache.cachedNarInfo(request.params.hash)
+    if (cached === undefined) return lookUp(request, reply)
+    fastify.accessRecorder.path(request.params.hash)
+    return sendCachedBytes(request, reply, NARINFO_TYPE, cacheControl, cached)
   })
 
   fastify.put<{ Params: { hash: string } }>('/:hash.narinfo', { preHandler: requireWrite }, async (request, reply) => {

@@ -30,6 +30,7 @@ const serve = program
   .action(async (flags: ServeFlags) => {
     const config = await resolveServerConfig(flags)
     // Loaded here, so that --version and the config commands need none of the server's modules.
+    if (config.workers > 1) return (await import('./workers.ts')).serveWorkers(config)
     const { startServer } = await import('./server.ts')
     await startServer(config)
   })

@@ -20,12 +20,10 @@ export class Counter {
     this.values.set(key, (this.values.get(key) ?? 0) + amount)
   }
 
-  /** An incrementer for one fixed set of labels, their text built once: for hot paths (bytes of every piece sent). */
-  labelled(labels: Labels): (amount?: number) => void {
+  /** One series (fixed labels), its label text made once: for what is counted on every request. */
+  series(labels: Labels): (amount?: number) => void {
     const key = labelText(labels)
-    return (amount = 1) => {
-      this.values.set(key, (this.values.get(key) ?? 0) + amount)
-    }
+    return (amount = 1) => void this.values.set(key, (this.values.get(key) ?? 0) + amount)
   }
 
   render(): string {

@@ -62,6 +62,12 @@ async function* owned(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Arra
   for await (const chunk of body) yield new Uint8Array(chunk)
 }
 
+/**
+ * Bytes of rendered narinfos kept, whatever their count: a typical narinfo is under 1 KiB, so
+ * this holds ~100,000 of them, and a few huge ones (many references) cannot grow memory.
+ */
+const NARINFO_CACHE_BYTES = 64 * 2 ** 20
+
 const narHashOf = (base32: string): NixHash => ({ algorithm: 'sha256', digest: decodeNixbase32(base32, 32) })
 
 function checkStorePathHash(hash: string): void {
@@ -73,8 +79,11 @@ function checkStorePathHash(hash: string): void {
  * uploads and NAR lookups. Routes stay thin; the rules live here.
  */
 export class BinaryCache {
-  /** Rendered narinfo text by store path hash; short-lived so replicas converge. */
-  private readonly narinfos: LRUCache<string, string>
+  /**
+   * Rendered narinfos by store path hash, as the bytes sent: a hit costs no rendering, no
+   * encoding and no store read. Short-lived so replicas (and worker processes) converge.
+   */
+  private readonly narinfos: LRUCache<string, Buffer>
   /** Build logs, `log/<drv>`. */
   readonly logs: BuildLogs
   /** Realisations and build traces of content-addressed derivations, `….doi`. */
@@ -86,7 +95,12 @@ export class BinaryCache {
     readonly cas: Cas,
     private readonly options: BinaryCacheOptions,
   ) {
-    this.narinfos = new LRUCache<string, string>({ max: Math.max(1, options.narinfoCacheEntries), ttl: 60_000 })
+    this.narinfos = new LRUCache<string, Buffer>({
+      max: Math.max(1, options.narinfoCacheEntries),
+      maxSize: NARINFO_CACHE_BYTES,
+      sizeCalculation: (body) => Math.max(1, body.length),
+      ttl: 60_000,
+    })
     this.logs = new BuildLogs(cas, options.maxLogSize, options.ingest.budget)
     this.realisations = new Realisations(cas, {
       storeDir: options.storeDir,
@@ -138,22 +152,31 @@ export class BinaryCache {
   }
 
   /**
-   * The narinfo of a store path hash, or undefined. Our signature is made at upload; a path
-   * stored before a key was configured is signed here once, then served from the LRU. A path
-   * not stored here is asked of the upstreams, if any (they answer undefined rather than fail).
+   * The narinfo of a store path hash if it is in memory: the common request answered with no
+   * promise and no store read. Only valid hashes are ever cached, so any other string misses.
    */
-  async narInfo(hash: string): Promise<string | undefined> {
-    checkStorePathHash(hash)
+  cachedNarInfo(hash: string): Buffer | undefined {
+    return this.narinfos.get(hash)
+  }
+
+  /**
+   * The narinfo of a store path hash (its text, UTF-8), or undefined. Our signature is made at
+   * upload; a path stored before a key was configured is signed here once, then served from
+   * the LRU. A path not stored here is asked of the upstreams, if any (they answer undefined
+   * rather than fail).
+   */
+  async narInfo(hash: string): Promise<Buffer | undefined> {
     const cached = this.narinfos.get(hash)
     if (cached !== undefined) return cached
+    checkStorePathHash(hash)
     const info = await this.cas.getPathInfo(hash)
     if (info === undefined) return this.fromUpstream(hash)
     let narinfo = this.toNarInfo(info)
     const unsigned = this.options.signingKeys.filter((key) => !narinfo.signatures.some((signature) => signature.startsWith(`${key.name}:`)))
     if (unsigned.length > 0) narinfo = signNarInfo(narinfo, unsigned, this.options.storeDir)
-    const text = renderNarInfo(narinfo)
-    this.narinfos.set(hash, text)
-    return text
+    const body = Buffer.from(renderNarInfo(narinfo))
+    this.narinfos.set(hash, body)
+    return body
   }
 
   /**
@@ -161,16 +184,17 @@ export class BinaryCache {
    * same contents, or a download that just finished) it becomes a local path at once, with
    * no download; if recording it fails, the upstream's answer still stands.
    */
-  private async fromUpstream(hash: string): Promise<string | undefined> {
+  private async fromUpstream(hash: string): Promise<Buffer | undefined> {
     const found = await this.options.upstreams?.lookup(hash)
     if (found === undefined) return undefined
+    const answer = Buffer.from(found.text)
     try {
       const record = await this.cas.getNarRecord(found.narinfo.narHash)
-      if (record === undefined || record.narSize !== found.narinfo.narSize) return found.text
+      if (record === undefined || record.narSize !== found.narinfo.narSize) return answer
       await this.recordPath(hash, found.narinfo, record.root)
-      return (await this.narInfo(hash)) ?? found.text
+      return (await this.narInfo(hash)) ?? answer
     } catch {
-      return found.text
+      return answer
     }
   }
 

@@ -3,6 +3,7 @@ import { LRUCache } from 'lru-cache'
 import type { Digest } from '../castore/digest.ts'
 import { decodeIndexSegment, encodeIndexSegment, type IndexedChunk } from '../castore/index-segment.ts'
 import type { Cas } from './cas.ts'
+import { keyId } from './keys.ts'
 
 /** A fresh index segment name: time first, so names sort by age, then random, so replicas never collide. */
 export const newSegmentName = (): string => `${Date.now().toString(36).padStart(9, '0')}-${randomBytes(6).toString('hex')}`
@@ -55,7 +56,7 @@ export class DedupIndex {
   async refresh(cas: Cas, signal?: AbortSignal): Promise<number> {
     const unseen: { key: string; modified: number }[] = []
     for await (const object of cas.listIndexSegments()) {
-      if (!this.seenSegments.has(object.key.slice(object.key.lastIndexOf('/') + 1))) unseen.push(object)
+      if (!this.seenSegments.has(keyId(object.key))) unseen.push(object)
     }
     unseen.sort((a, b) => b.modified - a.modified || (a.key < b.key ? 1 : -1))
     // Newest first until the index would be full; then added oldest first, so the newest
@@ -66,7 +67,7 @@ export class DedupIndex {
       if (learned >= this.maxEntries) break
       signal?.throwIfAborted()
       const bytes = await cas.getIndexSegment(object.key, signal)
-      this.seenSegments.add(object.key.slice(object.key.lastIndexOf('/') + 1))
+      this.seenSegments.add(keyId(object.key))
       if (bytes === undefined) continue
       const chunks = decodeIndexSegment(bytes)
       batches.push(chunks)

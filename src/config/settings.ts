@@ -129,6 +129,15 @@ export const settings = {
     sampleInterval: setting({ kind: duration('ms'), default: 1000, min: 10, max: 60_000, env: 'NIXCAS_PRESSURE_SAMPLE_INTERVAL', doc: 'How often load is sampled; the event loop delay is a mean over this interval.' }),
     retryAfter: setting({ kind: duration('s'), default: 10, min: 1, env: 'NIXCAS_PRESSURE_RETRY_AFTER', doc: 'Retry-After of a shed request.' }),
   },
+  workers: setting({
+    kind: integer,
+    default: 1,
+    min: 1,
+    max: 64,
+    env: 'NIXCAS_WORKERS',
+    flag: '--workers <n>',
+    doc: 'Server processes sharing the listening socket (node:cluster), each with its own caches and counters: /metrics shows the process that answers. They share the store, as replicas do.',
+  }),
   gc: {
     interval: setting({ kind: duration('s'), default: 0, env: 'NIXCAS_GC_INTERVAL', doc: 'Run garbage collection in the server this often (one replica at a time, through a lock in the store); 0 turns it off. At least 1m.', check: (value) => (value !== 0 && value < 60 ? 'must be 0 (off) or at least 1m' : undefined) }),
     retain: setting({ kind: duration('s'), default: 30 * 86_400, env: 'NIXCAS_GC_RETAIN', doc: 'Scheduled GC keeps paths pushed or downloaded within this time, with their closures (as `nixcas gc --retain`).' }),

@@ -75,6 +75,11 @@ export class AccessPolicy {
     return this.write.accepts(authorization) ? undefined : 401
   }
 
+  /** No read credentials are configured: anyone may read. */
+  get readsPublic(): boolean {
+    return this.read.empty
+  }
+
   checkRead(authorization: string | undefined): 401 | undefined {
     if (this.read.empty || this.read.accepts(authorization) || this.write.accepts(authorization)) return undefined
     return 401

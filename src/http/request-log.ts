@@ -1,4 +1,5 @@
-import { LogController, type FastifyReply, type FastifyRequest } from 'fastify'
+import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { Bindings, ChildLoggerOptions, LevelWithSilentOrString } from 'pino'
 import { isNixcasError, type NixcasError } from '../errors.ts'
 
 /**
@@ -9,28 +10,24 @@ import { isNixcasError, type NixcasError } from '../errors.ts'
  */
 
 const failures = new WeakMap<FastifyRequest, unknown>()
-const completed = new WeakSet<FastifyRequest>()
-const done = new WeakSet<FastifyRequest>()
 
 /**
  * To be called first thing for every request: calls `ended` once, when the response is
- * complete ('finish': every byte handed to the socket) or when the connection closed
- * before that (onResponse would never run for a request whose client went away).
+ * complete ('finish': every byte handed to the socket; `completed` true) or when the
+ * connection closed before that (onResponse would never run for a request whose client went
+ * away). Plain listeners, not `once`: a response ends once, and this runs for every request.
  */
-export function watchResponse(request: FastifyRequest, reply: FastifyReply, ended: () => void): void {
+export function watchResponse(request: FastifyRequest, reply: FastifyReply, ended: (request: FastifyRequest, reply: FastifyReply, completed: boolean) => void): void {
   const response = reply.raw
   let called = false
-  const end = (): void => {
+  const end = (completed: boolean): void => {
     if (called) return
     called = true
-    ended()
+    ended(request, reply, completed)
   }
-  response.once('finish', () => {
-    completed.add(request)
-    end()
-  })
-  if (response.closed) end()
-  else response.once('close', end)
+  response.on('finish', () => end(true))
+  if (response.closed) end(false)
+  else response.on('close', () => end(false))
 }
 
 /** Keeps the first error a request met (the later ones are usually its consequences). */
@@ -74,18 +71,17 @@ const clientGone = (error: unknown): boolean =>
   error === undefined || CLIENT_GONE.has(String(field(error, 'code')))
 
 /**
- * Writes the request's line, once; returns the status it reports (ABANDONED when the
- * client went away first), or undefined when the line was already written. `rootStore`
- * names the store of a corruption found above the store layer (in a tree being rendered),
- * which reads only from the root.
+ * Writes the request's line (once: `watchResponse` ends a request once); returns the status
+ * it reports (ABANDONED when the client went away first). `finished`: the response was
+ * complete. `rootStore` names the store of a corruption found above the store layer (in a
+ * tree being rendered), which reads only from the root.
  */
-export function logRequest(request: FastifyRequest, reply: FastifyReply, rootStore: string): number | undefined {
-  if (done.has(request)) return undefined
-  done.add(request)
+export function logRequest(request: FastifyRequest, reply: FastifyReply, rootStore: string, finished: boolean): number {
   const failure = failures.get(request)
-  const finished = completed.has(request)
   const abandoned = !finished && clientGone(failure)
   const status = abandoned ? ABANDONED : reply.statusCode
+  // The common request, served without a failure, costs no line at all while info is off.
+  if (failure === undefined && !abandoned && !levelEnabled(request.log, 'info')) return status
   const line = { method: request.method, url: request.url, status, ms: Math.round(reply.elapsedTime), range: request.headers.range }
   const corrupt = corruptionIn(failure)
   if (abandoned) request.log.info(line, 'request abandoned by the client')
@@ -94,4 +90,83 @@ export function logRequest(request: FastifyRequest, reply: FastifyReply, rootSto
   else if (failure !== undefined) request.log.info({ ...line, error: (failure as Error).message }, 'request refused')
   else request.log.info(line, 'request')
   return status
+}
+
+/** Whether a logger writes lines of `level` (pino's loggers and ours say; others are assumed to). */
+function levelEnabled(logger: FastifyBaseLogger, level: Level): boolean {
+  return (logger as FastifyBaseLogger & { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.(level) ?? true
+}
+
+type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+
+/**
+ * A request's logger, made only when the request logs: Fastify gives every request a child
+ * logger (bound to its request id), and making one costs more than answering a cached
+ * narinfo. Most requests log nothing, or nothing at the configured level.
+ */
+export class RequestLogger implements FastifyBaseLogger {
+  #child: FastifyBaseLogger | undefined
+
+  constructor(
+    private readonly parent: FastifyBaseLogger,
+    private readonly bindings: Bindings,
+    private readonly options: ChildLoggerOptions,
+  ) {}
+
+  private get logger(): FastifyBaseLogger {
+    return (this.#child ??= this.parent.child(this.bindings, this.options))
+  }
+
+  get level(): LevelWithSilentOrString {
+    return this.#child?.level ?? this.options.level ?? this.parent.level
+  }
+
+  set level(level: LevelWithSilentOrString) {
+    this.logger.level = level
+  }
+
+  /** Without making the child when it would log nothing. */
+  isLevelEnabled(level: Level): boolean {
+    return levelEnabled(this.#child ?? (this.options.level === undefined ? this.parent : this.logger), level)
+  }
+
+  private forward(level: Level, args: unknown[]): void {
+    if (this.isLevelEnabled(level)) Reflect.apply(this.logger[level], this.logger, args)
+  }
+
+  // Methods on the prototype: a request that never logs allocates nothing but this object.
+  fatal(...args: unknown[]): void {
+    this.forward('fatal', args)
+  }
+
+  error(...args: unknown[]): void {
+    this.forward('error', args)
+  }
+
+  warn(...args: unknown[]): void {
+    this.forward('warn', args)
+  }
+
+  info(...args: unknown[]): void {
+    this.forward('info', args)
+  }
+
+  debug(...args: unknown[]): void {
+    this.forward('debug', args)
+  }
+
+  trace(...args: unknown[]): void {
+    this.forward('trace', args)
+  }
+
+  silent(): void {}
+
+  child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
+    return this.logger.child(bindings, options)
+  }
+}
+
+/** Fastify's `childLoggerFactory`: each request's logger is a RequestLogger. */
+export function requestLogger(this: unknown, logger: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions): FastifyBaseLogger {
+  return new RequestLogger(logger, bindings, options)
 }

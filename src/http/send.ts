@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { compressBytes, compressStream, negotiateEncoding } from './encoding.ts'
+import { compressBytes, compressStream, negotiateEncoding, type ContentEncoding } from './encoding.ts'
 import { drained } from '../codec/pump.ts'
 import { recordFailure } from './request-log.ts'
 
@@ -11,6 +11,31 @@ export function sendText(request: FastifyRequest, reply: FastifyReply, type: str
   const encoding = negotiateEncoding(request.headers['accept-encoding'])
   if (encoding === undefined) return reply.send(text)
   return reply.header('content-encoding', encoding).send(compressBytes(Buffer.from(text), encoding))
+}
+
+/**
+ * Compressed copies of bodies that are sent again and again (cached narinfos), made once per
+ * body and encoding. Keyed weakly by the body: a copy lives as long as its body is cached.
+ */
+const encodedCopies = new WeakMap<Buffer, Partial<Record<ContentEncoding, Buffer>>>()
+
+function encodedCopy(body: Buffer, encoding: ContentEncoding): Buffer {
+  let copies = encodedCopies.get(body)
+  if (copies === undefined) encodedCopies.set(body, (copies = {}))
+  return (copies[encoding] ??= compressBytes(body, encoding))
+}
+
+/**
+ * Sends a small body that is itself cached (the same Buffer for every request), compressed
+ * when the client accepts it, each compression made once. `cacheControl` is the whole
+ * header value, made once by the caller rather than per request.
+ */
+export function sendCachedBytes(request: FastifyRequest, reply: FastifyReply, type: string, cacheControl: string, body: Buffer): FastifyReply {
+  reply.header('content-type', type).header('cache-control', cacheControl).header('vary', 'Accept-Encoding')
+  const accept = request.headers['accept-encoding']
+  const encoding = accept === undefined ? undefined : negotiateEncoding(accept)
+  if (encoding === undefined) return reply.send(body)
+  return reply.header('content-encoding', encoding).send(encodedCopy(body, encoding))
 }
 
 /**

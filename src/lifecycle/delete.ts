@@ -1,5 +1,5 @@
 import type { Cas } from '../cas/cas.ts'
-import { keys } from '../cas/keys.ts'
+import { keyId, keys, prefixes } from '../cas/keys.ts'
 import { NixcasError } from '../errors.ts'
 import type { NixHash } from '../nix/hash.ts'
 import { STORE_PATH_HASH_LENGTH, parseStorePath } from '../nix/store-path.ts'
@@ -25,8 +25,8 @@ export async function deletePaths(cas: Cas, storePaths: readonly string[], optio
     for await (const pin of new Pins(cas.store, options.storeDir).list()) {
       for (const path of pin.paths) if (targets.has(parseStorePath(path, options.storeDir).hash)) holders.push(`pin ${pin.name} → ${path}`)
     }
-    for await (const object of cas.store.list('info/')) {
-      const hash = object.key.slice(object.key.lastIndexOf('/') + 1)
+    for await (const object of cas.store.list(prefixes.pathInfos)) {
+      const hash = keyId(object.key)
       if (targets.has(hash)) continue
       const info = await cas.getPathInfo(hash)
       for (const reference of info?.references ?? []) {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Cas } from '../cas/cas.ts'
 import { newSegmentName } from '../cas/dedup-index.ts'
-import { keys } from '../cas/keys.ts'
+import { keyId, keys, prefixes } from '../cas/keys.ts'
 import { LEASE_TTL_MS, encodeGcRun, leaseClaims, liveGcRuns, readLeases, renewEvery, type GcPhase, type LeaseView } from '../cas/lease.ts'
 import { decodeLogRecord } from '../cache/build-logs.ts'
 import { decodeIndexSegment, encodeIndexSegment } from '../castore/index-segment.ts'
@@ -84,10 +84,10 @@ export interface GcReport {
 const TEMP_FLOOR_MS = 60_000
 
 /** Sweep order: what points at objects goes before what it points at, so nothing visible ever points at a deleted object. */
-const SWEPT = [keys.pins, keys.tombstones, 'info/', 'realisations/', 'build-traces/', 'uploads/', 'debuginfo/', 'nar/', keys.indexSegments, 'data/', 'packs/', 'dirs/', 'blobs/', 'chunks/', 'log-names/', 'logs/'] as const
+const SWEPT = [prefixes.pins, prefixes.tombstones, prefixes.pathInfos, prefixes.realisations, prefixes.buildTraces, prefixes.uploads, prefixes.debugInfo, prefixes.narRecords, prefixes.indexSegments, prefixes.dataPacks, prefixes.closurePacks, prefixes.directories, prefixes.manifests, prefixes.chunks, prefixes.logNames, prefixes.logs] as const
 
-const narHashOfKey = (key: string): NixHash => ({ algorithm: 'sha256', digest: decodeNixbase32(key.slice(key.lastIndexOf('/') + 1), 32) })
-const lastSegment = (key: string): string => key.slice(key.lastIndexOf('/') + 1)
+const narHashOfKey = (key: string): NixHash => ({ algorithm: 'sha256', digest: decodeNixbase32(keyId(key), 32) })
+const lastSegment = keyId
 
 /** The time of an object by the store's own clock (one listing of its exact key). */
 async function modifiedOf(store: ObjectStore, key: string): Promise<number> {
@@ -237,13 +237,13 @@ class Collection {
     for (const lease of this.leases.filter((lease) => this.leaseLives(lease))) {
       this.cutoff = Math.min(this.cutoff, lease.start - this.options.grace)
       for (const key of await leaseClaims(this.store, lease)) {
-        if (key.startsWith('info/')) await this.keepClosures([lastSegment(key)])
-        else if (key.startsWith('nar/')) await this.markNarOf(key)
+        if (key.startsWith(prefixes.pathInfos)) await this.keepClosures([lastSegment(key)])
+        else if (key.startsWith(prefixes.narRecords)) await this.markNarOf(key)
         else this.marks.add(key)
       }
     }
-    await this.keepListed('info/', this.cutoff, (object) => this.keepClosures([lastSegment(object.key)]))
-    await this.keepListed('nar/', this.cutoff, (object) => this.markNarOf(object.key))
+    await this.keepListed(prefixes.pathInfos, this.cutoff, (object) => this.keepClosures([lastSegment(object.key)]))
+    await this.keepListed(prefixes.narRecords, this.cutoff, (object) => this.markNarOf(object.key))
   }
 
   /** Renewed within its TTL, and not closed before this run started (what its writer published is listed by this run). */
@@ -290,7 +290,7 @@ class Collection {
     let deadPackBytes = 0
 
     await sweeper.sweep(keys.pins, () => true)
-    await sweeper.sweep('info/', (object) => this.marks.has(object.key), async (batch) => {
+    await sweeper.sweep(prefixes.pathInfos, (object) => this.marks.has(object.key), async (batch) => {
       const narHashes: NixHash[] = []
       for (const key of batch) {
         const info = await this.cas.getPathInfo(lastSegment(key)).catch(() => undefined)
@@ -299,14 +299,14 @@ class Collection {
       }
       if (!this.dryRun && (this.options.settle ?? 0) > 0) await writeTombstone(this.store, narHashes)
     })
-    await sweeper.sweep('realisations/', (object) => this.outPathKept(object))
-    await sweeper.sweep('build-traces/', (object) => this.outPathKept(object))
-    await sweeper.sweep('uploads/', async (object) => {
+    await sweeper.sweep(prefixes.realisations, (object) => this.outPathKept(object))
+    await sweeper.sweep(prefixes.buildTraces, (object) => this.outPathKept(object))
+    await sweeper.sweep(prefixes.uploads, async (object) => {
       const kept = await this.uploadKept(object)
       if (kept) keptUploads.add(lastSegment(object.key))
       return kept
     })
-    await sweeper.sweep('debuginfo/', async (object) => {
+    await sweeper.sweep(prefixes.debugInfo, async (object) => {
       try {
         const url = debugInfoNarUrl(parseDebugInfo((await this.text(object.key)) ?? ''))
         const file = lastSegment(url)
@@ -315,7 +315,7 @@ class Collection {
         return false
       }
     })
-    await sweeper.sweep('nar/', (object) => this.marks.has(object.key))
+    await sweeper.sweep(prefixes.narRecords, (object) => this.marks.has(object.key))
     await sweeper.sweep(keys.indexSegments, async (object) => {
       const bytes = await this.store.get(object.key)
       if (bytes === undefined) return false
@@ -327,7 +327,7 @@ class Collection {
       if (live.length > 0) rewrittenSegments++
       return false
     })
-    await sweeper.sweep('data/', (object) => {
+    await sweeper.sweep(prefixes.dataPacks, (object) => {
       if (!this.marks.has(object.key)) return false
       const dead = object.size - this.usage.liveBytes(lastSegment(object.key))
       // The trailer (36 bytes a chunk, 12 more) is never "used": only more than it counts as dead.
@@ -337,16 +337,16 @@ class Collection {
       }
       return true
     })
-    for (const prefix of ['packs/', 'dirs/', 'blobs/', 'chunks/'] as const) await sweeper.sweep(prefix, (object) => this.marks.has(object.key))
+    for (const prefix of [prefixes.closurePacks, prefixes.directories, prefixes.manifests, prefixes.chunks] as const) await sweeper.sweep(prefix, (object) => this.marks.has(object.key))
     const retainedSince = this.started - this.options.retain
-    await sweeper.sweep('log-names/', async (object) => {
+    await sweeper.sweep(prefixes.logNames, async (object) => {
       if (!this.keptLogNames.has(object.key) && object.modified < retainedSince) return false
       const bytes = await this.store.get(object.key)
       if (bytes === undefined) return false
       for (const part of decodeLogRecord(bytes, object.key).parts) this.marks.add(keys.log(part.digest))
       return true
     })
-    await sweeper.sweep('logs/', (object) => this.marks.has(object.key))
+    await sweeper.sweep(prefixes.logs, (object) => this.marks.has(object.key))
     await this.sweepLeasesAndRuns(sweeper)
     const access = this.access
     const accessWritten = access === undefined || this.dryRun ? 0 : await compactAccessTimes(this.store, access, { path: (hash) => this.keptPaths.has(hash), nar: (hash) => this.marks.has(keys.narRecord(narHashOfKey(hash))) })

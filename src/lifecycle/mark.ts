@@ -1,5 +1,5 @@
 import type { Cas } from '../cas/cas.ts'
-import { keys } from '../cas/keys.ts'
+import { keys, prefixes } from '../cas/keys.ts'
 import { digestHex, type Digest } from '../castore/digest.ts'
 import type { NarRecord } from '../castore/nar-record.ts'
 import type { CasNode } from '../castore/node.ts'
@@ -15,7 +15,7 @@ import { ApproximateSet, hashNumber, hashString, type ApproximateSetOptions, typ
  * names…) and data packs stay exact: a false positive there would keep a record whose
  * objects went, or skip a path's closure.
  */
-const APPROXIMATE_PREFIXES = ['chunks/', 'blobs/', 'dirs/', 'packs/'] as const
+const APPROXIMATE_PREFIXES = [prefixes.chunks, prefixes.manifests, prefixes.directories, prefixes.closurePacks] as const
 
 const isApproximate = (key: string): boolean => APPROXIMATE_PREFIXES.some((prefix) => key.startsWith(prefix))
 

@@ -1,5 +1,5 @@
 import type { Cas } from '../cas/cas.ts'
-import { keys } from '../cas/keys.ts'
+import { keyId, keys, prefixes } from '../cas/keys.ts'
 import { encodeNixbase32 } from '../nix/nixbase32.ts'
 import { STORE_PATH_HASH_LENGTH } from '../nix/store-path.ts'
 import type { AccessTimes } from './access-log.ts'
@@ -38,13 +38,12 @@ export interface RootChoice {
   keptBytes?: number
 }
 
-const lastSegment = (key: string): string => key.slice(key.lastIndexOf('/') + 1)
 
 /** Retention alone: one listing of `info/`, and one PathInfo read per old path only when NARs were downloaded (to learn its NAR hash). */
 async function retainedRoots(cas: Cas, policy: RootPolicy): Promise<string[]> {
   const roots: string[] = []
-  for await (const object of cas.store.list('info/')) {
-    const hash = lastSegment(object.key)
+  for await (const object of cas.store.list(prefixes.pathInfos)) {
+    const hash = keyId(object.key)
     if (object.modified >= Math.min(policy.retainedSince, policy.youngSince) || (policy.access.paths.get(hash) ?? -Infinity) >= policy.retainedSince) {
       roots.push(hash)
       continue
@@ -92,10 +91,10 @@ function closeOver(paths: ReadonlyMap<string, Candidate>, roots: Iterable<string
  */
 async function budgetedRoots(cas: Cas, policy: RootPolicy, maxSize: number): Promise<RootChoice> {
   const sizes = new Map<string, number>()
-  for (const prefix of ['nar/', 'data/']) for await (const object of cas.store.list(prefix)) sizes.set(object.key, object.size)
+  for (const prefix of [prefixes.narRecords, prefixes.dataPacks]) for await (const object of cas.store.list(prefix)) sizes.set(object.key, object.size)
   const paths = new Map<string, Candidate>()
-  for await (const object of cas.store.list('info/')) {
-    const hash = lastSegment(object.key)
+  for await (const object of cas.store.list(prefixes.pathInfos)) {
+    const hash = keyId(object.key)
     const info = await cas.getPathInfo(hash).catch(() => undefined)
     if (info === undefined) continue
     const record = await cas.getNarRecord(info.narHash).catch(() => undefined)

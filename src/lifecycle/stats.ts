@@ -1,4 +1,5 @@
 import type { Cas } from '../cas/cas.ts'
+import { keyId, prefixes } from '../cas/keys.ts'
 import { humanBytes } from '../units.ts'
 import type { Tally } from './sweep.ts'
 
@@ -25,9 +26,9 @@ export async function storeStats(cas: Cas): Promise<StoreStats> {
     tally.objects++
     tally.bytes += object.size
     stats.storedBytes += object.size
-    if (kind === 'data' || kind === 'chunks') stats.contentBytes += object.size
-    if (kind === 'info') {
-      const info = await cas.getPathInfo(object.key.slice(object.key.lastIndexOf('/') + 1)).catch(() => undefined)
+    if (object.key.startsWith(prefixes.dataPacks) || object.key.startsWith(prefixes.chunks)) stats.contentBytes += object.size
+    if (object.key.startsWith(prefixes.pathInfos)) {
+      const info = await cas.getPathInfo(keyId(object.key)).catch(() => undefined)
       if (info) {
         stats.paths++
         stats.logicalBytes += info.narSize

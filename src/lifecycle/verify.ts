@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Cas } from '../cas/cas.ts'
-import { keys } from '../cas/keys.ts'
+import { keyId, keys, prefixes } from '../cas/keys.ts'
 import { digestHex, digestOf } from '../castore/digest.ts'
 import { isNixcasError } from '../errors.ts'
 import { formatNixHash, hashesEqual } from '../nix/hash.ts'
@@ -43,9 +43,9 @@ export async function verifyStore(cas: Cas, options: { onFinding?: (finding: Fin
     options.onFinding?.(finding)
   }
   const rendered = new Set<string>()
-  for await (const object of cas.store.list('info/')) {
+  for await (const object of cas.store.list(prefixes.pathInfos)) {
     report.paths++
-    const hash = object.key.slice(object.key.lastIndexOf('/') + 1)
+    const hash = keyId(object.key)
     let info
     try {
       info = await cas.getPathInfo(hash)
@@ -75,11 +75,11 @@ export async function verifyStore(cas: Cas, options: { onFinding?: (finding: Fin
   // Every copy: through a cache or a priority store, one good copy would hide a corrupt one.
   const copies = options.copies ?? [cas.store]
   for (const copy of copies) {
-    for await (const object of copy.list('data/')) {
+    for await (const object of copy.list(prefixes.dataPacks)) {
       report.dataPacks++
       const bytes = await copy.get(object.key)
       const where = copies.length > 1 ? ` (the copy in store "${copy.name}")` : ''
-      if (bytes !== undefined && digestHex(digestOf(bytes)) !== object.key.slice(object.key.lastIndexOf('/') + 1)) found({ key: object.key, problem: `the data pack does not match its digest${where}` })
+      if (bytes !== undefined && digestHex(digestOf(bytes)) !== keyId(object.key)) found({ key: object.key, problem: `the data pack does not match its digest${where}` })
     }
   }
   return report

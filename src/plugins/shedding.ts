@@ -46,12 +46,15 @@ export default fp(
       })
     }
 
-    fastify.addHook('onRequest', async (request, reply) => {
-      if (!gauge.overloaded || !sheddable(request.method, request.url)) return
+    // A callback, not a promise: this runs for every request, and almost always passes.
+    fastify.addHook('onRequest', (request, reply, done) => {
+      if (!gauge.overloaded || !sheddable(request.method, request.url)) return done()
       shed.inc({ signal: gauge.reason?.signal ?? 'unknown' })
       // Answered here rather than thrown: a shed request is expected under load, not an error to log.
       const refusal = new NixcasError('OVERLOADED', 'nixcas is overloaded, retry later')
-      return reply
+      // Answered without calling done(), and nothing returned: a Reply is thenable, and a
+      // hook returning one would be taken for a promise and run the next hooks.
+      reply
         .code(refusal.status)
         .header('retry-after', String(options.retryAfter))
         .header('cache-control', 'no-store')
