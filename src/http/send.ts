@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { compressBytes, compressStream, negotiateEncoding, type ContentEncoding } from './encoding.ts'
 import { drained } from '../codec/pump.ts'
 import { recordFailure } from './request-log.ts'
+import { NixcasError } from '../errors.ts'
 
 /** Sends a small text body, compressed when the client accepts it. */
 export function sendText(request: FastifyRequest, reply: FastifyReply, type: string, text: string): FastifyReply {
@@ -64,27 +65,41 @@ export function sendNotFound(reply: FastifyReply, what: string): FastifyReply {
  * Sends `body` straight to the socket, each piece given to `written` once the socket has
  * taken it (its write completed or failed), so its buffer can be reused: pieces of a NAR
  * are pool buffers. Writes wait for the socket to drain, so what is queued for it is one
- * piece at a time. A body that fails after the headers went out ends the response short
- * (as Fastify does with a failed stream), recorded for the request's log line.
+ * piece at a time. The headers go out with the first piece: a body that fails before it
+ * (a corrupt object on the first read) is answered with its error's status, as any route's
+ * error; one that fails later ends the response short of its Content-Length (as Fastify
+ * does with a failed stream). Either is recorded for the request's log line.
  */
 export function sendPieces(request: FastifyRequest, reply: FastifyReply, body: AsyncIterable<Uint8Array>, written: (piece: Uint8Array) => void): FastifyReply {
   reply.hijack()
   const response = reply.raw
-  for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) response.setHeader(name, value)
-  response.writeHead(reply.statusCode)
+  let started = false
+  const start = (): void => {
+    started = true
+    for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) response.setHeader(name, value)
+    response.writeHead(reply.statusCode)
+  }
   void (async () => {
     try {
       for await (const piece of body) {
+        if (!started) start()
         if (response.destroyed) {
           written(piece)
           break
         }
         if (!response.write(piece, () => written(piece))) await drained(response)
       }
+      if (!started) start()
       if (!response.destroyed) response.end()
     } catch (error) {
       recordFailure(request, error)
-      response.destroy(error instanceof Error ? error : new Error(String(error)))
+      if (started || response.destroyed) {
+        response.destroy()
+        return
+      }
+      const known = error instanceof NixcasError
+      response.writeHead(known ? error.status : 500, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' })
+      response.end(`${known ? error.message : 'internal error'}\n`)
     }
   })()
   return reply

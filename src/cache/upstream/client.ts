@@ -145,8 +145,16 @@ export class UpstreamClient {
     const signal = AbortSignal.timeout(this.setting.timeout)
     const timedOut = (error: unknown): unknown => (signal.aborted ? failed(`${this.url}: no answer within ${this.setting.timeout} ms`, error) : error)
     try {
-      // Both at once: a lookup costs one round trip, also the first.
-      const [response] = await Promise.all([this.get(`${hash}.narinfo`, 'narinfo', signal), this.checkCacheInfo(signal)])
+      // Both at once: a lookup costs one round trip, also the first. Both are let finish
+      // (each is bounded by its attempts and the timeout), so a failure of one never leaves
+      // the other running unawaited after the answer.
+      const [looked, checked] = await Promise.allSettled([this.get(`${hash}.narinfo`, 'narinfo', signal), this.checkCacheInfo(signal)])
+      if (looked.status === 'rejected') throw looked.reason
+      if (checked.status === 'rejected') {
+        await looked.value.body?.cancel().catch(() => undefined)
+        throw checked.reason
+      }
+      const response = looked.value
       if (this.disabled !== undefined) return { type: 'refused', reason: this.disabled }
       if (response.status !== 200) {
         await response.body?.cancel().catch(() => undefined)
