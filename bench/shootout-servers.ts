@@ -21,6 +21,13 @@ export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..')
  */
 export const NIXCAS = process.env.SHOOTOUT_NIXCAS ?? REPO
 
+/**
+ * Extra Node options for every nixcas the benchmarks start, e.g. `--cpu-prof
+ * --cpu-prof-dir=/tmp/prof` to profile the server under the very load that is measured
+ * (NODE_OPTIONS refuses --cpu-prof).
+ */
+const NODE_ARGS = (process.env.BENCH_NIXCAS_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '')
+
 export const CACHE_INFO = 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n'
 
 /** One GET on a fresh connection (closed after), for set-up and readiness, never for timing. */
@@ -66,7 +73,7 @@ function nixcasEnv(settings: Record<string, string>): NodeJS.ProcessEnv {
 export async function startNixcas(cleanup: Cleanup, store: string, logFile: string, settings: Record<string, string> = {}): Promise<Server> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort()
-    const args = ['--import', 'tsx', '--openssl-legacy-provider', 'src/cli.ts', 'serve', '--listen', `127.0.0.1:${port}`, '--store', store]
+    const args = [...NODE_ARGS, '--import', 'tsx', '--openssl-legacy-provider', 'src/cli.ts', 'serve', '--listen', `127.0.0.1:${port}`, '--store', store]
     const daemon = startDaemon(cleanup, process.execPath, args, { cwd: NIXCAS, env: nixcasEnv(settings), logFile })
     const url = `http://127.0.0.1:${port}`
     try {
