@@ -16,17 +16,19 @@ import { readdirSync, statSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { get } from 'node:http'
 import { loadavg, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { dumpPath } from '../src/fs/dump-path.ts'
 import { writeNar } from '../src/nix/nar-writer.ts'
 import { formatPublicKey, generateSecretKey, type SecretKey } from '../src/nix/signing.ts'
 import { startFaultyProxy } from '../test/helpers/faulty-proxy.ts'
 import { collect } from '../test/helpers/streams.ts'
 import { initCache, publish } from '../test/helpers/upstream-cache.ts'
-import { Cleanup, sleep, timed } from './lib/procs.ts'
+import { Cleanup, sleep, startDaemon, timed, waitUntil } from './lib/procs.ts'
 import { writeResultSection } from './results.ts'
 import { DOC, loadTwoVersions } from './shootout-corpus.ts'
-import { startNginx, startNixcas, type Server } from './shootout-servers.ts'
+import { httpGet, startNginx, startNixcas, type Server } from './shootout-servers.ts'
+import { freePort } from '../test/helpers/ports.ts'
 
 const LATENCY_MS = 20
 
@@ -95,22 +97,34 @@ async function untilStored(url: string, hash: string): Promise<void> {
   throw new Error(`${hash} was not stored within 10 minutes`)
 }
 
+/** A bare relay (bench/lib/relay.ts) in front of `upstream`, as its own process. */
+async function startRelay(bench: Bench, upstream: string): Promise<string> {
+  const port = await freePort()
+  const script = join(dirname(fileURLToPath(import.meta.url)), 'lib', 'relay.ts')
+  const daemon = startDaemon(bench.cleanup, process.execPath, ['--import', 'tsx', script, `${upstream}/`, String(port)], { logFile: join(bench.dir, `relay-${port}.log`) })
+  const url = `http://127.0.0.1:${port}`
+  await waitUntil('the relay', async () => (await httpGet(`${url}/nix-cache-info`)).status === 200, daemon, 30_000)
+  return url
+}
+
 interface Times {
   direct: number[]
+  relay: number[]
   first: number[]
   second: number[]
   local: number[]
 }
 
 /** Runs of direct, first, second and local for one upstream compression and latency. */
-async function measure(bench: Bench, nar: Buffer, method: 'none' | 'zstd', upstream: string, local: string): Promise<Times> {
-  const times: Times = { direct: [], first: [], second: [], local: [] }
+async function measure(bench: Bench, nar: Buffer, method: 'none' | 'zstd', upstream: string, relay: string, local: string): Promise<Times> {
+  const times: Times = { direct: [], relay: [], first: [], second: [], local: [] }
   for (let run = 0; run < bench.runs; run++) {
     const path = await publish(bench.root, nar, method, bench.key)
     const { server, store } = await pullingNixcas(bench, `nixcas-${method}-${upstream.slice(-5)}-${run}`, upstream)
     const narUrl = narUrlIn(await text(`${server.url}/${path.hash}.narinfo`))
     const fileUrl = narUrlIn(await text(`${upstream}/${path.hash}.narinfo`))
     times.direct.push(await timed(() => drain(`${upstream}/${fileUrl}`)))
+    times.relay.push(await timed(() => drain(`${relay}/${fileUrl}`)))
     times.first.push(await timed(() => drain(`${server.url}/${narUrl}`)))
     await untilStored(server.url, path.hash)
     times.second.push(await timed(() => drain(`${server.url}/${narUrl}`)))
@@ -156,11 +170,13 @@ export async function benchPullThrough(): Promise<void> {
     console.log(`NAR of ${tree}: ${(nar.length / 1e6).toFixed(1)} MB (${narHash}); ${bench.runs} runs each, medians`)
     const load = loadavg().map((value) => value.toFixed(2)).join(', ')
     const rows: string[] = []
+    const relays = new Map([nginx.staticUrl, proxy.endpoint].map((upstream) => [upstream, '']))
+    for (const upstream of relays.keys()) relays.set(upstream, await startRelay(bench, upstream))
     for (const [where, upstream] of [['loopback', nginx.staticUrl], [`+${LATENCY_MS} ms per request`, proxy.endpoint]] as const) {
       for (const method of ['none', 'zstd'] as const) {
-        const times = await measure(bench, nar, method, upstream, local.url)
-        const [direct, first, second, fromLocal] = [times.direct, times.first, times.second, times.local].map(median) as [number, number, number, number]
-        const row = `| ${where} | ${method} | ${mbps(nar.length, direct)} | ${mbps(nar.length, first)} | ${mbps(nar.length, second)} | ${mbps(nar.length, fromLocal)} | ${(direct / first).toFixed(2)} | ${(fromLocal / first).toFixed(2)} | ${(fromLocal / second).toFixed(2)} |`
+        const times = await measure(bench, nar, method, upstream, relays.get(upstream) ?? '', local.url)
+        const [direct, relayed, first, second, fromLocal] = [times.direct, times.relay, times.first, times.second, times.local].map(median) as [number, number, number, number, number]
+        const row = `| ${where} | ${method} | ${mbps(nar.length, direct)} | ${mbps(nar.length, relayed)} (${(direct / relayed).toFixed(2)}) | ${mbps(nar.length, first)} | ${mbps(nar.length, second)} | ${mbps(nar.length, fromLocal)} | ${(direct / first).toFixed(2)} | ${(fromLocal / first).toFixed(2)} | ${(fromLocal / second).toFixed(2)} |`
         console.log(row)
         rows.push(row)
       }
@@ -173,10 +189,10 @@ export async function benchPullThrough(): Promise<void> {
       'pull-through',
       `## pull-through (\`npm run bench -- pull-through\`)
 
-NAR of ${tree}, ${(nar.length / 1e6).toFixed(1)} MB; medians of ${bench.runs} runs; each first download into a fresh \`nixcas serve\` process; MB/s of NAR bytes (for zstd, "direct" is the compressed file, not decoded). Load average ${load} at the start, ${endLoad} at the end.
+NAR of ${tree}, ${(nar.length / 1e6).toFixed(1)} MB; medians of ${bench.runs} runs; each first download into a fresh \`nixcas serve\` process; MB/s of NAR bytes (for zstd, "direct" is the compressed file, not decoded). "bare relay" is bench/lib/relay.ts, its own process: each GET forwarded to the upstream and streamed back unread, unchecked and unkept, the ceiling of any server that relays the bytes through one Node process on these cores. Load average ${load} at the start, ${endLoad} at the end.
 
-| upstream | upstream file | direct from nginx | first through nixcas | second through nixcas | local NAR | first/direct | first/local | second/local |
-|---|---|---|---|---|---|---|---|---|
+| upstream | upstream file | direct from nginx | bare relay (÷ direct) | first through nixcas | second through nixcas | local NAR | first/direct | first/local | second/local |
+|---|---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
 Stored after pulling two versions of ${stored.source} (${stored.edited} files edited) through nixcas, upstream compression=none: upstream ${(stored.upstream / 1e6).toFixed(1)} MB, nixcas ${(stored.stored / 1e6).toFixed(1)} MB: **${ratio.toFixed(2)}×**.`,

@@ -98,7 +98,7 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
       // Known only from an upstream narinfo: downloaded once, served as it is stored.
       const byHash = await fastify.cache.narFile(request.params.file)
       const pulled = byHash?.byHash ? await fastify.pullThrough.open(byHash.narHash) : undefined
-      if (byHash && pulled) return sendIdentity(request, reply, pulled.size, (range, signal) => pulled.read(range, signal), `"${byHash.narHash}"`)
+      if (byHash && pulled) return sendIdentity(request, reply, pulled.size, (range, signal) => pulled.read(range, signal), `"${byHash.narHash}"`, keptPiece)
       return sendNotFound(reply, 'no such NAR')
     }
     const { file, found: nar } = located
@@ -113,6 +113,8 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
   })
 
   type Render = (range: NarRange, signal: AbortSignal) => AsyncIterable<Uint8Array>
+  /** A pulled NAR's pieces are views of what its download keeps: nothing to give back once written. */
+  const keptPiece = (): void => undefined
 
   /**
    * A NAR as it is, whole or a range. With `written`, render's pieces are pool buffers: an

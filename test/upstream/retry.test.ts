@@ -1,5 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import t from 'tap'
 import { formatPublicKey, generateSecretKey } from '../../src/nix/signing.ts'
@@ -72,5 +74,31 @@ t.test('upstream requests are tried again on transient errors only, within the t
     const tries = metric(metrics, 'nixcas_upstream_requests_total', labels('narinfo'))
     // With a backoff of 50 ms doubling, a 1 s timeout leaves room for a handful of tries, never a thousand.
     t.ok(tries >= 1 && tries < 20, `stopped by the timeout after ${tries} tries`)
+  })
+
+  await t.test('redirects are followed, to another server too; a redirect loop is a failure, not a hang', async (t) => {
+    // A front that sends every request elsewhere: NAR files to nginx, the rest back to itself under /again/ once.
+    let loop = false
+    const front = createServer((request, response) => {
+      const path = request.url ?? '/'
+      const location = loop ? path : path.startsWith('/again/') || path.startsWith('/nar/') ? `${nginx.url}${path.replace(/^\/again/, '')}` : `/again${path}`
+      response.writeHead(path.startsWith('/nar/') ? 307 : 302, { location, 'content-length': '0' }).end()
+    })
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve))
+    t.teardown(() => new Promise<void>((resolve) => front.close(() => resolve())))
+    const frontUrl = `http://127.0.0.1:${(front.address() as AddressInfo).port}`
+    const { url, options } = await serve(t, { upstreams: [upstream(frontUrl, 1)] })
+    const path = await publish(root, nar, 'zstd', key)
+    const narinfo = await fetch(`${url}/${path.hash}.narinfo`)
+    t.equal(narinfo.status, 200, 'the narinfo, through two redirects')
+    const narUrl = /^URL: (.*)$/m.exec(await narinfo.text())?.[1] ?? 'missing'
+    const body = Buffer.from(await (await fetch(`${url}/${narUrl}`, { headers: { 'accept-encoding': 'identity' } })).arrayBuffer())
+    t.ok(body.equals(nar), 'the NAR, from the server it was sent to')
+    await options.pullThrough.idle()
+    t.equal((await fetch(`${url}/${path.hash}.ls`)).status, 200, 'and stored')
+    loop = true
+    t.equal((await fetch(`${url}/${newPathHash()}.narinfo`)).status, 404, 'a redirect loop: a miss')
+    const metrics = await (await fetch(`${url}/metrics`)).text()
+    t.equal(metric(metrics, 'nixcas_upstream_errors_total', labels('narinfo')), 1, 'counted as an upstream error')
   })
 })

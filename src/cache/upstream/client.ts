@@ -7,6 +7,7 @@ import { parseNarInfo, type NarInfo } from '../../nix/narinfo.ts'
 import { validNarInfoSignatures } from '../../nix/narinfo-signing.ts'
 import { parsePublicKey, type PublicKey } from '../../nix/signing.ts'
 import { parseStorePath } from '../../nix/store-path.ts'
+import { HttpGetter, type GetAnswer } from './http-get.ts'
 import type { UpstreamMetrics, UpstreamRequest } from './metrics.ts'
 
 /** narinfos and nix-cache-info are small; an upstream sending more is not a binary cache. */
@@ -51,16 +52,30 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** Reads a small body whole, refusing one past `MAX_TEXT_BYTES`. */
-async function boundedText(response: Response, what: string): Promise<string> {
+async function boundedText(answer: GetAnswer, what: string): Promise<string> {
   const chunks: Uint8Array[] = []
   let total = 0
-  const body = response.body as AsyncIterable<Uint8Array> | null
-  for await (const chunk of body ?? []) {
-    total += chunk.length
-    if (total > MAX_TEXT_BYTES) throw failed(`${what} is larger than ${MAX_TEXT_BYTES} bytes`)
-    chunks.push(chunk)
+  try {
+    for await (const chunk of answer.body as AsyncIterable<Uint8Array>) {
+      total += chunk.length
+      if (total > MAX_TEXT_BYTES) throw failed(`${what} is larger than ${MAX_TEXT_BYTES} bytes`)
+      chunks.push(chunk)
+    }
+  } finally {
+    answer.body.destroy()
   }
   return Buffer.concat(chunks).toString('utf8')
+}
+
+/**
+ * Drops an answer whose body is not wanted. A small one (a 404's page) is read to its end,
+ * so that its connection is kept for the next request (a miss is common, and a new TLS
+ * connection per miss is not cheap); a large or unknown one closes its connection.
+ */
+function discard(answer: GetAnswer): void {
+  const length = Number(answer.body.headers['content-length'])
+  if (Number.isInteger(length) && length <= 64 * 1024) answer.body.resume().once('error', () => undefined)
+  else answer.body.destroy()
 }
 
 /**
@@ -74,6 +89,7 @@ export class UpstreamClient {
   private readonly keys: PublicKey[]
   private cacheInfo: Promise<void> | undefined
   private disabled: string | undefined
+  private readonly http = new HttpGetter()
 
   constructor(
     private readonly setting: UpstreamSetting,
@@ -89,7 +105,7 @@ export class UpstreamClient {
    * upstream's `attempts`, with exponential backoff and jitter, all within `signal` (the
    * caller's timeout): an upstream that is down costs its attempts, never more than that.
    */
-  private async get(path: string, request: UpstreamRequest, signal: AbortSignal): Promise<Response> {
+  private async get(path: string, request: UpstreamRequest, signal: AbortSignal): Promise<GetAnswer> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.getOnce(path, request, signal)
@@ -103,28 +119,33 @@ export class UpstreamClient {
     }
   }
 
-  private async getOnce(path: string, request: UpstreamRequest, signal: AbortSignal): Promise<Response> {
+  private async getOnce(path: string, request: UpstreamRequest, signal: AbortSignal): Promise<GetAnswer> {
     const url = new URL(path, this.url)
     return this.options.metrics.timed(this.url, request, async () => {
-      let response: Response
+      let answer: GetAnswer
       try {
-        response = await fetch(url, { signal, headers: { 'user-agent': 'nixcas' } })
+        answer = await this.http.get(url, { 'user-agent': 'nixcas' }, signal)
       } catch (error) {
         throw signal.aborted && isNixcasError(signal.reason) ? signal.reason : failed(`${url.href}: ${(error as Error).message}`, error)
       }
       // Nix reads 404, 403 and 410 as absent (a cache without nix-cache-info has the defaults); anything else but 200 is the upstream failing.
-      if (response.status === 200 || (request !== 'nar' && [403, 404, 410].includes(response.status))) return response
-      await response.body?.cancel().catch(() => undefined)
-      throw failed(`${url.href}: HTTP ${response.status}`, undefined, retryable(response.status))
+      if (answer.status === 200 || (request !== 'nar' && [403, 404, 410].includes(answer.status))) return answer
+      discard(answer)
+      throw failed(`${url.href}: HTTP ${answer.status}`, undefined, retryable(answer.status))
     })
+  }
+
+  /** Closes the connections kept alive for later requests. */
+  close(): void {
+    this.http.close()
   }
 
   /** Checks nix-cache-info once; a failure to fetch it is retried by the next lookup. */
   private checkCacheInfo(signal: AbortSignal): Promise<void> {
     this.cacheInfo ??= (async () => {
-      const response = await this.get('nix-cache-info', 'cache-info', signal)
-      if (response.status !== 200) await response.body?.cancel().catch(() => undefined)
-      const info = parseCacheInfo(response.status === 200 ? await boundedText(response, 'nix-cache-info') : '')
+      const answer = await this.get('nix-cache-info', 'cache-info', signal)
+      if (answer.status !== 200) discard(answer)
+      const info = parseCacheInfo(answer.status === 200 ? await boundedText(answer, 'nix-cache-info') : '')
       if (info.storeDir !== this.options.storeDir) {
         this.disabled = `its StoreDir is ${info.storeDir}, not ${this.options.storeDir}`
         this.options.logger.error({ upstream: this.url }, `upstream disabled: ${this.disabled}`)
@@ -150,17 +171,12 @@ export class UpstreamClient {
       // the other running unawaited after the answer.
       const [looked, checked] = await Promise.allSettled([this.get(`${hash}.narinfo`, 'narinfo', signal), this.checkCacheInfo(signal)])
       if (looked.status === 'rejected') throw looked.reason
-      if (checked.status === 'rejected') {
-        await looked.value.body?.cancel().catch(() => undefined)
-        throw checked.reason
-      }
-      const response = looked.value
+      const answer = looked.value
+      if (checked.status === 'rejected' || this.disabled !== undefined || answer.status !== 200) discard(answer)
+      if (checked.status === 'rejected') throw checked.reason
       if (this.disabled !== undefined) return { type: 'refused', reason: this.disabled }
-      if (response.status !== 200) {
-        await response.body?.cancel().catch(() => undefined)
-        return { type: 'missing' }
-      }
-      return this.check(hash, await boundedText(response, 'narinfo'))
+      if (answer.status !== 200) return { type: 'missing' }
+      return this.check(hash, await boundedText(answer, 'narinfo'))
     } catch (error) {
       throw timedOut(error)
     }
@@ -184,33 +200,44 @@ export class UpstreamClient {
   /**
    * The NAR file a narinfo of this upstream names, as sent (compressed). The headers must
    * come within the timeout and so must every piece of the body (a consumer that is slow to
-   * pull is not the upstream stalling: the clock runs only while we wait for it).
+   * pull is not the upstream stalling: the clock runs only while we wait for it). One timer
+   * for the whole body, re-armed when it fires early, not one per piece.
    */
   async *narFile(narinfo: NarInfo, signal: AbortSignal): AsyncGenerator<Uint8Array> {
     const stalled = new AbortController()
     const combined = AbortSignal.any([signal, stalled.signal])
-    const arm = (): NodeJS.Timeout => setTimeout(() => stalled.abort(failed(`${this.url}: the NAR of ${narinfo.storePath} stalled for ${this.setting.timeout} ms`)), this.setting.timeout)
-    let timer = arm()
-    const response = await this.get(narinfo.url, 'nar', combined).finally(() => clearTimeout(timer))
-    const body = response.body?.[Symbol.asyncIterator]()
-    if (body === undefined) throw failed(`${this.url}: the NAR of ${narinfo.storePath} has no body`)
+    const timeout = this.setting.timeout
+    /** Since when we wait for the upstream; undefined while the consumer has the last piece. */
+    let waitingSince: number | undefined = Date.now()
+    const check = (): void => {
+      const waited = waitingSince === undefined ? 0 : Date.now() - waitingSince
+      if (waited >= timeout) stalled.abort(failed(`${this.url}: the NAR of ${narinfo.storePath} stalled for ${timeout} ms`))
+      else timer = setTimeout(check, timeout - waited)
+    }
+    let timer = setTimeout(check, timeout)
     try {
-      for (;;) {
-        timer = arm()
-        let next: IteratorResult<Uint8Array>
-        try {
-          next = await body.next()
-        } catch (error) {
-          throw combined.aborted && isNixcasError(combined.reason) ? combined.reason : failed(`${this.url}: the NAR of ${narinfo.storePath}: ${(error as Error).message}`, error)
-        } finally {
-          clearTimeout(timer)
+      const answer = await this.get(narinfo.url, 'nar', combined)
+      const bytes = this.options.metrics.bytes.series({ upstream: this.url })
+      const body = (answer.body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]()
+      try {
+        for (;;) {
+          waitingSince = Date.now()
+          let next: IteratorResult<Uint8Array>
+          try {
+            next = await body.next()
+          } catch (error) {
+            throw combined.aborted && isNixcasError(combined.reason) ? combined.reason : failed(`${this.url}: the NAR of ${narinfo.storePath}: ${(error as Error).message}`, error)
+          }
+          waitingSince = undefined
+          if (next.done) return
+          bytes(next.value.length)
+          yield next.value
         }
-        if (next.done) return
-        this.options.metrics.bytes.inc({ upstream: this.url }, next.value.length)
-        yield next.value
+      } finally {
+        answer.body.destroy()
       }
     } finally {
-      await body.return?.().catch(() => undefined)
+      clearTimeout(timer)
     }
   }
 }

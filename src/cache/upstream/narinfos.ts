@@ -68,6 +68,11 @@ export class UpstreamNarInfos {
     return this.byNarHash.get(narHashBase32)
   }
 
+  /** Closes the upstreams' idle connections (the server is closing). */
+  close(): void {
+    for (const upstream of this.upstreams) upstream.close()
+  }
+
   /** Forgets a path (its NAR turned out corrupt): the next lookup asks the upstreams again. */
   forget(path: UpstreamPath): void {
     if (this.found.peek(path.hash) === path) this.found.delete(path.hash)

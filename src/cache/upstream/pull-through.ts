@@ -52,6 +52,7 @@ async function* checked(path: UpstreamPath, source: AsyncIterable<Uint8Array>): 
   try {
     for await (const piece of source) {
       size += piece.length
+      if (size > narSize) throw corrupt(path, `it has more than ${narSize} bytes`)
       hash.update(piece)
       yield piece
     }
@@ -120,6 +121,7 @@ export class PullThrough {
   async close(): Promise<void> {
     for (const flight of await Promise.all(this.flights.values())) flight.abort(new NixcasError('ABORTED', 'the server is closing'))
     await this.idle()
+    this.narinfos.close()
   }
 
   private async *local(narHash: string, range: NarRange, signal: AbortSignal): AsyncGenerator<Uint8Array> {
@@ -150,7 +152,11 @@ export class PullThrough {
     const flight = new Flight({
       size: narinfo.narSize,
       keep,
-      source: (signal) => checked(path, decode(upstream.narFile(narinfo, signal), path.method, { signal, maxOutputBytes: narinfo.narSize })),
+      source: (signal) => {
+        const file = upstream.narFile(narinfo, signal)
+        // An uncompressed file is the NAR: checked as it comes (its size too), nothing to decode.
+        return checked(path, path.method === 'none' ? file : decode(file, path.method, { signal, maxOutputBytes: narinfo.narSize }))
+      },
       consume: (bytes, signal) => this.store(path, bytes, signal),
       local: (range, signal) => this.local(narHash, range, signal),
       onDownloaded: () => log.info({ ms: Date.now() - started, narSize: narinfo.narSize }, 'NAR downloaded from upstream and checked'),

@@ -71,22 +71,31 @@ export class Spool {
 
 /** Bytes gathered in memory before one write to a spool file: few round trips to the disk. */
 const WRITE_BYTES = 1024 * 1024
+/**
+ * Full buffers a spool file may hold in memory while its writes catch up. The download goes
+ * on while a write is in progress (awaiting each write would stall the upstream socket once
+ * per buffer); past this, it waits for the disk.
+ */
+const WRITES_BEHIND = 8
 
 /**
  * One download's spool file: appended by the download, read anywhere already added. The
- * newest bytes (under WRITE_BYTES, and one write in progress) are read from memory; each
- * full buffer is written in one go and a new one taken, so a view handed to a reader is
- * never overwritten.
+ * newest bytes are read from memory: the buffer being filled and the full ones not yet
+ * written (written one after the other, in order, while the download goes on). A buffer is
+ * never reused, so a view handed to a reader is never overwritten.
  */
 export class SpoolFile implements Keep {
   readonly paced = false
   readonly start = 0
   /** Bytes in the file. */
   private inFile = 0
-  /** The buffer being written, at offset `inFile`. */
-  private writing: Uint8Array | undefined
+  /** Full buffers not yet in the file, in order from offset `inFile`; the first is being written. */
+  private readonly unwritten: Buffer[] = []
   private pending = Buffer.allocUnsafe(WRITE_BYTES)
   private pendingLength = 0
+  /** The writes in progress, as one chain; rejects (and every add after it) once a write failed. */
+  private writing: Promise<void> = Promise.resolve()
+  private writeFailure: { error: unknown } | undefined
   private closed: Promise<void> | undefined
 
   constructor(
@@ -96,57 +105,65 @@ export class SpoolFile implements Keep {
   ) {}
 
   private get pendingAt(): number {
-    return this.inFile + (this.writing?.length ?? 0)
+    return this.inFile + this.unwritten.length * WRITE_BYTES
   }
 
   async add(piece: Uint8Array): Promise<Uint8Array> {
+    if (this.writeFailure) throw this.writeFailure.error
     if (this.pendingAt + this.pendingLength + piece.length > this.size) throw new NixcasError('INTERNAL', `a spool file of ${this.size} bytes was given more`)
     for (let done = 0; done < piece.length; ) {
       const taken = Math.min(piece.length - done, WRITE_BYTES - this.pendingLength)
       this.pending.set(piece.subarray(done, done + taken), this.pendingLength)
       this.pendingLength += taken
       done += taken
-      if (this.pendingLength === WRITE_BYTES) await this.flush()
+      if (this.pendingLength === WRITE_BYTES) {
+        this.queue()
+        if (this.unwritten.length > WRITES_BEHIND) await this.writing
+      }
     }
     return piece
   }
 
-  private async flush(): Promise<void> {
+  /** Hands the full buffer to the writes and takes a new one. */
+  private queue(): void {
     const full = this.pending
-    this.writing = full
+    this.unwritten.push(full)
     this.pending = Buffer.allocUnsafe(WRITE_BYTES)
     this.pendingLength = 0
-    for (let done = 0; done < full.length; ) {
-      const { bytesWritten } = await this.handle.write(full, done, full.length - done, this.inFile + done)
-      done += bytesWritten
-    }
-    this.inFile += full.length
-    this.writing = undefined
+    this.writing = this.writing.then(async () => {
+      for (let done = 0; done < full.length; ) {
+        const { bytesWritten } = await this.handle.write(full, done, full.length - done, this.inFile + done)
+        done += bytesWritten
+      }
+      this.inFile += full.length
+      this.unwritten.shift()
+    })
+    this.writing.catch((error: unknown) => (this.writeFailure ??= { error }))
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
-    if (offset >= this.pendingAt && offset < this.pendingAt + this.pendingLength) {
-      const at = offset - this.pendingAt
-      return this.pending.subarray(at, Math.min(this.pendingLength, at + length))
-    }
-    if (this.writing && offset >= this.inFile && offset < this.pendingAt) {
+    if (this.writeFailure) throw this.writeFailure.error
+    if (offset >= this.inFile) {
       const at = offset - this.inFile
-      return this.writing.subarray(at, Math.min(this.writing.length, at + length))
+      const index = Math.floor(at / WRITE_BYTES)
+      const buffer = this.unwritten[index] ?? (index === this.unwritten.length ? this.pending.subarray(0, this.pendingLength) : undefined)
+      const from = at - index * WRITE_BYTES
+      if (buffer === undefined || from >= buffer.length) throw new NixcasError('INTERNAL', `offset ${offset} is not in the spool file`)
+      return buffer.subarray(from, Math.min(buffer.length, from + length))
     }
     const wanted = Math.min(length, READ_BYTES, this.inFile - offset)
-    if (wanted <= 0) throw new NixcasError('INTERNAL', `offset ${offset} is not in the spool file`)
     const buffer = Buffer.allocUnsafe(wanted)
     const { bytesRead } = await this.handle.read(buffer, 0, wanted, offset)
     if (bytesRead === 0) throw new NixcasError('INTERNAL', `the spool file ends before offset ${offset}`)
     return buffer.subarray(0, bytesRead)
   }
 
-  /** The room is given back at once (nothing reads after), the disk space once the file is closed. */
+  /** The room is given back at once (nothing reads after), the disk space once the writes ended and the file is closed. */
   free(): Promise<void> {
     if (this.closed === undefined) {
       this.release()
       this.pending = Buffer.alloc(0)
-      this.closed = this.handle.close()
+      this.closed = this.writing.catch(() => undefined).then(() => this.handle.close())
     }
     return this.closed
   }
