@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { startFaultyProxy } from '../test/helpers/faulty-proxy.ts'
 import { freePort } from '../test/helpers/ports.ts'
 import { startS3 } from '../test/helpers/s3.ts'
-import { startDaemon, waitUntil, type Cleanup } from './lib/procs.ts'
+import { runCommand, startDaemon, waitUntil, type Cleanup } from './lib/procs.ts'
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -65,15 +65,28 @@ function nixcasEnv(settings: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...settings }
 }
 
+let building: Promise<unknown> | undefined
+
 /**
- * `nixcas serve` on a free port with `store`, and `settings` as NIXCAS_* variables.
+ * nixcas as `npm start` runs it: compiled to dist/ (once per benchmark process, from the
+ * sources as they are), not through tsx, whose loader would add its own memory and
+ * start-up time to every nixcas measured.
+ */
+function built(cleanup: Cleanup): Promise<unknown> {
+  building ??= runCommand(cleanup, process.execPath, [join(NIXCAS, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: NIXCAS, timeoutMs: 300_000 })
+  return building
+}
+
+/**
+ * `nixcas serve` (compiled) on a free port with `store`, and `settings` as NIXCAS_* variables.
  * Warnings and errors go to `logFile` (request logging off, as nginx's access log is off).
  * A port taken between the probe and the listen is retried on another.
  */
 export async function startNixcas(cleanup: Cleanup, store: string, logFile: string, settings: Record<string, string> = {}): Promise<Server> {
+  await built(cleanup)
   for (let attempt = 1; ; attempt++) {
     const port = await freePort()
-    const args = [...NODE_ARGS, '--import', 'tsx', '--openssl-legacy-provider', 'src/cli.ts', 'serve', '--listen', `127.0.0.1:${port}`, '--store', store]
+    const args = [...NODE_ARGS, 'dist/src/cli.js', 'serve', '--listen', `127.0.0.1:${port}`, '--store', store]
     const daemon = startDaemon(cleanup, process.execPath, args, { cwd: NIXCAS, env: nixcasEnv(settings), logFile })
     const url = `http://127.0.0.1:${port}`
     try {

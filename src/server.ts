@@ -35,6 +35,10 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
     onRetry: (store, operation) => metrics.storeRetries.inc({ store, operation }),
   })
   const prefetchStats = new PrefetchStats()
+  metrics.gauge('nixcas_process_memory_bytes', 'Memory of this process by kind (rss; V8 heapUsed and heapTotal; external, of which arrayBuffers: Buffers outside the heap)', () => {
+    const usage = process.memoryUsage()
+    return (['rss', 'heapTotal', 'heapUsed', 'external', 'arrayBuffers'] as const).map((kind) => [{ kind }, usage[kind]])
+  })
   const uploadBudget = new ByteBudget(config.totalUploadBytes)
   const renderBudget = new ByteBudget(config.totalWindowBytes)
   metrics.gauge('nixcas_upload_budget_bytes', 'Bytes of uploads in flight, over all requests', () => [[{}, uploadBudget.inUse]])
@@ -44,6 +48,7 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
   const dedup = new DedupIndex(config.dedupIndexEntries)
   metrics.gauge('nixcas_dedup_index_entries', 'Chunks the dedup index knows', () => [[{}, dedup.size]])
   const nars = new NarService(cas, { windowBytes: config.windowBytes, maxRequests: config.maxRequests, budget: renderBudget, stats: prefetchStats })
+  metrics.gauge('nixcas_buffer_pool_free_bytes', 'Bytes of NAR read and output buffers waiting free to be reused (at most totalWindowBytes; let go after 30 s unused)', () => [[{}, nars.poolFreeBytes]])
   const upstreamMetrics = new UpstreamMetrics(metrics)
   const upstreamLogger = logger.child({ component: 'upstream' })
   const extraKeys = config.upstreamKeys.map(parsePublicKey)

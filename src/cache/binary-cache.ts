@@ -95,10 +95,12 @@ export class BinaryCache {
     readonly cas: Cas,
     private readonly options: BinaryCacheOptions,
   ) {
+    // Bounded in bytes and in entries without allocating for every entry up front (see
+    // upToEntries): each entry counts at least its share of the bytes.
+    const share = Math.ceil(NARINFO_CACHE_BYTES / Math.max(1, options.narinfoCacheEntries))
     this.narinfos = new LRUCache<string, Buffer>({
-      max: Math.max(1, options.narinfoCacheEntries),
       maxSize: NARINFO_CACHE_BYTES,
-      sizeCalculation: (body) => Math.max(1, body.length),
+      sizeCalculation: (body) => Math.max(share, body.length),
       ttl: 60_000,
     })
     this.logs = new BuildLogs(cas, options.maxLogSize, options.ingest.budget)

@@ -15,8 +15,6 @@ export const NAR_HASH = /^[0-9a-df-np-sv-z]{52}$/
 
 /** NAR layouts kept in memory, counted in segments (about two per file). */
 const LAYOUT_CACHE_SEGMENTS = 250_000
-/** Pool buffers kept free at most (the rest of what windows release goes to the collector). */
-const POOL_FREE_BYTES = 4 * 1024 * 1024
 
 export interface NarServiceOptions {
   /** Bytes fetched ahead of one client (W); chosen by the store's locality when unset. */
@@ -52,7 +50,7 @@ export class NarService {
     readonly cas: Cas,
     private readonly options: NarServiceOptions,
   ) {
-    this.pool = new BufferPool(Math.min(options.budget.capacity, POOL_FREE_BYTES))
+    this.pool = new BufferPool(options.budget.capacity)
   }
 
   /** What the index knows of the NAR whose sha256 is `narHashBase32`: one small read. */
@@ -86,6 +84,11 @@ export class NarService {
    */
   renderPooled(nar: ServableNar, range: NarRange | undefined, signal: AbortSignal): AsyncGenerator<Uint8Array> {
     return renderNar(this.cas, nar.layout, range, { ...this.renderOptions(signal), pool: this.pool })
+  }
+
+  /** Bytes of pool buffers waiting free to be reused. */
+  get poolFreeBytes(): number {
+    return this.pool.freeSize
   }
 
   /** Gives back a piece of `renderPooled`. */

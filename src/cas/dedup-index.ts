@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
+import { upToEntries } from '../lru-entries.ts'
 import type { Digest } from '../castore/digest.ts'
 import { decodeIndexSegment, encodeIndexSegment, type IndexedChunk } from '../castore/index-segment.ts'
 import type { Cas } from './cas.ts'
@@ -24,7 +25,7 @@ export class DedupIndex {
   private readonly seenSegments = new Set<string>()
 
   constructor(readonly maxEntries: number) {
-    this.entries = new LRUCache({ max: Math.max(1, maxEntries) })
+    this.entries = new LRUCache(upToEntries(maxEntries))
   }
 
   get size(): number {

@@ -4,7 +4,8 @@
  * collector let hundreds of MB of it pile up under 32 concurrent downloads; a buffer given
  * back is handed out again instead. Each buffer has an ArrayBuffer of its own, so a view
  * given back finds its buffer. At most `maxFreeBytes` wait in the pool; past that, given
- * buffers are left to the collector.
+ * buffers are left to the collector. A pool nobody took from for `idleMs` lets its free
+ * buffers go, so a burst of downloads does not hold its peak for good.
  */
 const MIN_CAPACITY = 64 * 1024
 
@@ -14,11 +15,32 @@ export class BufferPool {
   private readonly made = new WeakSet<ArrayBuffer>()
   private readonly waiting = new WeakSet<ArrayBuffer>()
   private freeBytes = 0
+  private takenSinceTick = false
 
-  constructor(private readonly maxFreeBytes: number) {}
+  constructor(
+    private readonly maxFreeBytes: number,
+    idleMs = 30_000,
+  ) {
+    setInterval(() => {
+      if (!this.takenSinceTick) this.trim()
+      this.takenSinceTick = false
+    }, idleMs).unref()
+  }
+
+  /** Bytes of the buffers waiting free. */
+  get freeSize(): number {
+    return this.freeBytes
+  }
+
+  /** Lets every free buffer go to the collector. */
+  trim(): void {
+    this.free.clear()
+    this.freeBytes = 0
+  }
 
   /** A buffer of `size` bytes, uninitialised: a view of an ArrayBuffer of its own, of a size rounded up to a power of two. */
   take(size: number): Buffer {
+    this.takenSinceTick = true
     const capacity = Math.max(MIN_CAPACITY, 2 ** Math.ceil(Math.log2(Math.max(1, size))))
     const reused = this.free.get(capacity)?.pop()
     if (reused !== undefined) {

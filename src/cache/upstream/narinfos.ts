@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache'
+import { upToEntries } from '../../lru-entries.ts'
 import type { Logger } from 'pino'
 import type { CodecMethod } from '../../codec/methods.ts'
 import { renderNarInfo, type NarInfo } from '../../nix/narinfo.ts'
@@ -54,9 +55,9 @@ export class UpstreamNarInfos {
   ) {
     // A stable sort: equal priorities keep the configured order.
     this.upstreams = [...upstreams].sort((a, b) => a.priority - b.priority)
-    this.found = new LRUCache({ max: options.entries })
-    this.byNarHash = new LRUCache({ max: options.entries })
-    this.missing = new LRUCache({ max: options.entries, ttl: Math.max(1, options.negativeTtlMs) })
+    this.found = new LRUCache(upToEntries(options.entries))
+    this.byNarHash = new LRUCache(upToEntries(options.entries))
+    this.missing = new LRUCache({ ...upToEntries(options.entries), ttl: Math.max(1, options.negativeTtlMs) })
   }
 
   get configured(): boolean {
