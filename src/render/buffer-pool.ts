@@ -16,6 +16,8 @@ export class BufferPool {
   private readonly waiting = new WeakSet<ArrayBuffer>()
   private freeBytes = 0
   private takenSinceTick = false
+  /** The largest capacity made so far. */
+  private largest = 0
 
   constructor(
     private readonly maxFreeBytes: number,
@@ -38,18 +40,27 @@ export class BufferPool {
     this.freeBytes = 0
   }
 
-  /** A buffer of `size` bytes, uninitialised: a view of an ArrayBuffer of its own, of a size rounded up to a power of two. */
+  /**
+   * A buffer of `size` bytes, uninitialised: a view of an ArrayBuffer of its own, of a size
+   * rounded up to a power of two (a free larger one serves when none of that size is free).
+   * Below half the smallest capacity, a buffer of exactly `size` that is not pooled: a
+   * small chunk held for later (a NAR repeats many small files) must not hold 64 KiB.
+   */
   take(size: number): Buffer {
+    if (size < MIN_CAPACITY / 2) return Buffer.allocUnsafe(size)
     this.takenSinceTick = true
-    const capacity = Math.max(MIN_CAPACITY, 2 ** Math.ceil(Math.log2(Math.max(1, size))))
-    const reused = this.free.get(capacity)?.pop()
+    const capacity = 2 ** Math.ceil(Math.log2(size))
+    let reused = this.free.get(capacity)?.pop()
+    // A larger free buffer would otherwise wait unused while a new one is made.
+    for (let larger = capacity * 2; reused === undefined && larger <= this.largest; larger *= 2) reused = this.free.get(larger)?.pop()
     if (reused !== undefined) {
-      this.freeBytes -= capacity
+      this.freeBytes -= reused.byteLength
       this.waiting.delete(reused)
       return Buffer.from(reused, 0, size)
     }
     const made = Buffer.allocUnsafeSlow(capacity)
     this.made.add(made.buffer)
+    this.largest = Math.max(this.largest, capacity)
     return made.subarray(0, size)
   }
 

@@ -20,6 +20,15 @@ t.test('a pool hands given buffers out again, up to its free bytes, and lets the
   t.equal(pool.freeSize, 512 * 1024, 'no more than its free bytes wait')
   pool.give(Buffer.alloc(128 * 1024))
   t.equal(pool.freeSize, 512 * 1024, 'a buffer it did not make is ignored')
+  const small = pool.take(2_000)
+  t.equal(small.buffer.byteLength < 64 * 1024, true, 'a small buffer is not rounded up to 64 KiB')
+  pool.give(small)
+  t.equal(pool.freeSize, 512 * 1024, 'nor pooled')
+  const before = pool.freeSize
+  const served = pool.take(40_000)
+  t.equal(served.buffer.byteLength, 128 * 1024, 'none of 64 KiB free: a free 128 KiB one serves')
+  t.equal(pool.freeSize, before - 128 * 1024)
+  pool.give(served)
   // Nothing taken from now on: within a couple of idle periods the free buffers go.
   for (const deadline = Date.now() + 10_000; pool.freeSize > 0 && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 10))
   t.equal(pool.freeSize, 0, 'an unused pool holds nothing')
