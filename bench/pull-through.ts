@@ -3,8 +3,9 @@
  * request (a delaying proxy in front of nginx): a NAR downloaded straight from nginx (a
  * binary cache directory served with sendfile), the first download of it through nixcas
  * (fetched from that nginx, decoded, checked and stored as it is served), a second one
- * (stored by then), and the same NAR uploaded to another nixcas and read back (a local
- * NAR). Every nixcas is its own `nixcas serve` process with a fresh store, so each first
+ * (stored by then), and the same NAR uploaded to another nixcas and read back by a fresh
+ * process on that store (a local NAR: the first this process renders, as the second is).
+ * Every nixcas is its own `nixcas serve` process with a fresh store, so each first
  * download really is one. Upstream NAR files uncompressed and zstd; medians of BENCH_RUNS
  * runs (default 3). Then the bytes nixcas stores after pulling two versions of a tree
  * (/usr/bin and a copy with a third of its files edited) against the upstream's files
@@ -116,7 +117,7 @@ interface Times {
 }
 
 /** Runs of direct, first, second and local for one upstream compression and latency. */
-async function measure(bench: Bench, nar: Buffer, method: 'none' | 'zstd', upstream: string, relay: string, local: string): Promise<Times> {
+async function measure(bench: Bench, nar: Buffer, method: 'none' | 'zstd', upstream: string, relay: string, local: () => Promise<Server>): Promise<Times> {
   const times: Times = { direct: [], relay: [], first: [], second: [], local: [] }
   for (let run = 0; run < bench.runs; run++) {
     const path = await publish(bench.root, nar, method, bench.key)
@@ -128,7 +129,10 @@ async function measure(bench: Bench, nar: Buffer, method: 'none' | 'zstd', upstr
     times.first.push(await timed(() => drain(`${server.url}/${narUrl}`)))
     await untilStored(server.url, path.hash)
     times.second.push(await timed(() => drain(`${server.url}/${narUrl}`)))
-    times.local.push(await timed(() => drain(`${local}/${narUrl}`)))
+    // Like the second download, the first NAR this process renders from its store.
+    const localServer = await local()
+    times.local.push(await timed(() => drain(`${localServer.url}/${narUrl}`)))
+    await localServer.stop()
     await server.stop()
     await rm(store, { recursive: true, force: true })
   }
@@ -164,9 +168,12 @@ export async function benchPullThrough(): Promise<void> {
     await mkdir(join(dir, 'dav'))
     const nginx = await startNginx(cleanup, dir, bench.root, join(dir, 'dav'))
     const proxy = await startFaultyProxy(cleanup, nginx.staticUrl, { latency: LATENCY_MS })
-    // The local NAR: uploaded to a nixcas of its own once, read back every run.
-    const local = await startNixcas(cleanup, `file://${join(dir, 'nixcas-local')}`, join(dir, 'nixcas-local.log'))
-    const { narHash } = (await (await fetch(`${local.url}/nar/upload.nar`, { method: 'PUT', body: nar })).json()) as { narHash: string }
+    // The local NAR: uploaded to a nixcas store of its own once, read back every run by a
+    // fresh process on that store (as the second download is the first render of its process).
+    const local = (): Promise<Server> => startNixcas(cleanup, `file://${join(dir, 'nixcas-local')}`, join(dir, 'nixcas-local.log'))
+    const uploader = await local()
+    const { narHash } = (await (await fetch(`${uploader.url}/nar/upload.nar`, { method: 'PUT', body: nar })).json()) as { narHash: string }
+    await uploader.stop()
     console.log(`NAR of ${tree}: ${(nar.length / 1e6).toFixed(1)} MB (${narHash}); ${bench.runs} runs each, medians`)
     const load = loadavg().map((value) => value.toFixed(2)).join(', ')
     const rows: string[] = []
@@ -174,7 +181,7 @@ export async function benchPullThrough(): Promise<void> {
     for (const upstream of relays.keys()) relays.set(upstream, await startRelay(bench, upstream))
     for (const [where, upstream] of [['loopback', nginx.staticUrl], [`+${LATENCY_MS} ms per request`, proxy.endpoint]] as const) {
       for (const method of ['none', 'zstd'] as const) {
-        const times = await measure(bench, nar, method, upstream, relays.get(upstream) ?? '', local.url)
+        const times = await measure(bench, nar, method, upstream, relays.get(upstream) ?? '', local)
         const [direct, relayed, first, second, fromLocal] = [times.direct, times.relay, times.first, times.second, times.local].map(median) as [number, number, number, number, number]
         const row = `| ${where} | ${method} | ${mbps(nar.length, direct)} | ${mbps(nar.length, relayed)} (${(direct / relayed).toFixed(2)}) | ${mbps(nar.length, first)} | ${mbps(nar.length, second)} | ${mbps(nar.length, fromLocal)} | ${(direct / first).toFixed(2)} | ${(fromLocal / first).toFixed(2)} | ${(fromLocal / second).toFixed(2)} |`
         console.log(row)
@@ -189,7 +196,7 @@ export async function benchPullThrough(): Promise<void> {
       'pull-through',
       `## pull-through (\`npm run bench -- pull-through\`)
 
-NAR of ${tree}, ${(nar.length / 1e6).toFixed(1)} MB; medians of ${bench.runs} runs; each first download into a fresh \`nixcas serve\` process; MB/s of NAR bytes (for zstd, "direct" is the compressed file, not decoded). "bare relay" is bench/lib/relay.ts, its own process: each GET forwarded to the upstream and streamed back unread, unchecked and unkept, the ceiling of any server that relays the bytes through one Node process on these cores. Load average ${load} at the start, ${endLoad} at the end.
+NAR of ${tree}, ${(nar.length / 1e6).toFixed(1)} MB; medians of ${bench.runs} runs; each first download into a fresh \`nixcas serve\` process, each local NAR read by a fresh process on the store it was uploaded to; MB/s of NAR bytes (for zstd, "direct" is the compressed file, not decoded). "bare relay" is bench/lib/relay.ts, its own process: each GET forwarded to the upstream and streamed back unread, unchecked and unkept, the ceiling of any server that relays the bytes through one Node process on these cores. Load average ${load} at the start, ${endLoad} at the end.
 
 | upstream | upstream file | direct from nginx | bare relay (÷ direct) | first through nixcas | second through nixcas | local NAR | first/direct | first/local | second/local |
 |---|---|---|---|---|---|---|---|---|---|
