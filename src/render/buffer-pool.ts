@@ -23,10 +23,18 @@ export class BufferPool {
     private readonly maxFreeBytes: number,
     idleMs = 30_000,
   ) {
-    setInterval(() => {
-      if (!this.takenSinceTick) this.trim()
-      this.takenSinceTick = false
+    // The timer holds the pool weakly: a pool nobody uses any more is collected, and its timer stops.
+    const pool = new WeakRef(this)
+    const timer = setInterval(() => {
+      const alive = pool.deref()
+      if (alive) alive.tick()
+      else clearInterval(timer)
     }, idleMs).unref()
+  }
+
+  private tick(): void {
+    if (!this.takenSinceTick) this.trim()
+    this.takenSinceTick = false
   }
 
   /** Bytes of the buffers waiting free. */
