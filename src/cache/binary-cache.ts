@@ -291,7 +291,9 @@ export class BinaryCache {
     // A plain `.nar` named by its NAR hash must be that NAR, checked before it is indexed: a refused NAR is never servable.
     const expectedNarHash = method === 'none' && NAR_HASH.test(parsed.stem) ? narHashOf(parsed.stem) : undefined
     const record = (result: IngestResult): UploadRecord => (method === parsed.compression ? { narHash: result.narHash } : { narHash: result.narHash, compression: method })
-    return this.ingest(body, { method, expectedNarHash, signal, handOver: options.handOver, publish: (result) => this.cas.putUpload(parsed.stem, name, record(result)) })
+    // `<narhash>.nar` is the NAR's own name, found without a record of the upload.
+    const publish = expectedNarHash ? undefined : (result: IngestResult) => this.cas.putUpload(parsed.stem, name, record(result))
+    return this.ingest(body, { method, expectedNarHash, signal, handOver: options.handOver, publish })
   }
 
   /**
@@ -312,9 +314,7 @@ export class BinaryCache {
     // The lease covers the record and what `publish` writes too: garbage collection on any replica sees them or it.
     const lease = await Lease.open(this.cas.store)
     try {
-      const result = await storeNar(this.cas, events, { ...this.options.ingest, maxNarSize: limit, signal, expectedNarHash, lease })
-      await options.publish?.(result)
-      return result
+      return await storeNar(this.cas, events, { ...this.options.ingest, maxNarSize: limit, signal, expectedNarHash, lease, publish: options.publish })
     } finally {
       await lease.close().catch(() => undefined)
     }

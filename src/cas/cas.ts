@@ -179,8 +179,9 @@ export class Cas {
     }, { signal, range: { offset, length }, verifyObject, immutable: true, allocate })
   }
 
+  /** A hint for dedup, written after the packs it names are stored: it need not survive a crash. */
   putIndexSegment(name: string, encoding: Uint8Array): Promise<void> {
-    return this.store.put(keys.indexSegment(name), encoding)
+    return this.store.put(keys.indexSegment(name), encoding, { durable: false })
   }
 
   async getIndexSegment(key: string, signal?: AbortSignal): Promise<Buffer | undefined> {

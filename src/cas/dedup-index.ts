@@ -5,9 +5,20 @@ import type { Digest } from '../castore/digest.ts'
 import { decodeIndexSegment, encodeIndexSegment, type IndexedChunk } from '../castore/index-segment.ts'
 import type { Cas } from './cas.ts'
 import { keyId } from './keys.ts'
+import { isNixcasError } from '../errors.ts'
 
 /** A fresh index segment name: time first, so names sort by age, then random, so replicas never collide. */
 export const newSegmentName = (): string => `${Date.now().toString(36).padStart(9, '0')}-${randomBytes(6).toString('hex')}`
+
+/** An index segment's entries, or undefined when it does not decode. */
+export function decodeOrSkip(bytes: Uint8Array): IndexedChunk[] | undefined {
+  try {
+    return decodeIndexSegment(bytes)
+  } catch (error) {
+    if (isNixcasError(error, 'CORRUPT_OBJECT')) return undefined
+    throw error
+  }
+}
 
 /** Roughly what one entry costs in memory (key, location, LRU bookkeeping). */
 export const DEDUP_ENTRY_BYTES = 200
@@ -69,8 +80,9 @@ export class DedupIndex {
       signal?.throwIfAborted()
       const bytes = await cas.getIndexSegment(object.key, signal)
       this.seenSegments.add(keyId(object.key))
-      if (bytes === undefined) continue
-      const chunks = decodeIndexSegment(bytes)
+      // A segment that does not decode (cut short by a crash: they are not synced) is only a hint lost.
+      const chunks = bytes && decodeOrSkip(bytes)
+      if (chunks === undefined) continue
       batches.push(chunks)
       learned += chunks.length
     }

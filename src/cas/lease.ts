@@ -35,6 +35,12 @@ import { keys } from './keys.ts'
  * read their own writes consistently (S3 and GCS do, since 2020).
  */
 
+/**
+ * How leases are written: a crash of the machine ends every write its leases protect, so
+ * they need not survive one (on a local disk: no fsync per lease).
+ */
+const COORDINATION = { durable: false } as const
+
 /** A lease or run record not renewed for this long was left by a process that died. */
 export const LEASE_TTL_MS = 15 * 60_000
 /** How often a living lease or run renews its record. */
@@ -100,12 +106,12 @@ export class Lease {
     readonly id: string,
   ) {
     this.written = [keys.leaseStart(id), keys.leaseRenewal(id)]
-    this.stopRenewing = renewEvery(() => this.store.put(keys.leaseRenewal(this.id), Buffer.from('lease')))
+    this.stopRenewing = renewEvery(() => this.store.put(keys.leaseRenewal(this.id), Buffer.from('lease'), COORDINATION))
   }
 
   static async open(store: ObjectStore): Promise<Lease> {
     const id = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`
-    await store.put(keys.leaseStart(id), Buffer.from('lease'))
+    await store.put(keys.leaseStart(id), Buffer.from('lease'), COORDINATION)
     return new Lease(store, id)
   }
 
@@ -114,7 +120,7 @@ export class Lease {
     if (objectKeys.length === 0) return
     const key = keys.leaseClaim(this.id, this.claims++)
     this.written.push(key)
-    await this.store.put(key, Buffer.from(objectKeys.join('\n')))
+    await this.store.put(key, Buffer.from(objectKeys.join('\n')), COORDINATION)
   }
 
   /**
@@ -157,7 +163,7 @@ export class Lease {
   /** Ends the lease: deleted, unless a run is deleting (it may not have read the lease yet): then marked closed, for the next run to delete. */
   async close(): Promise<void> {
     this.stopRenewing()
-    if (await gcDeleting(this.store)) await this.store.put(keys.leaseClosed(this.id), Buffer.from('closed'))
+    if (await gcDeleting(this.store)) await this.store.put(keys.leaseClosed(this.id), Buffer.from('closed'), COORDINATION)
     else await this.store.deleteMany(this.written)
   }
 }

@@ -39,6 +39,8 @@ export interface IngestOptions {
   lease?: Lease
   /** The NAR must have this hash (its upload name says so); checked before anything is published. */
   expectedNarHash?: NixHash
+  /** More to write once the NAR checked out (the name it was uploaded under), beside its record. */
+  publish?: (result: IngestResult) => Promise<void>
 }
 
 export interface IngestResult {
@@ -195,10 +197,12 @@ export async function storeNar(cas: Cas, events: AsyncIterable<IngestEvent>, opt
     directories: [...directories.values()],
     blobs: [...blobs.values()].map((blob) => ({ digest: blob.digest, chunks: blob.chunks.map((chunk) => ({ ...chunk, pack: resolve(chunk.pack) })) })),
   })
-  await cas.putNarRecord(done.narHash, record)
   const indexed: IndexedChunk[] = newChunks.map((chunk) => ({ digest: chunk.digest, size: chunk.size, pack: table[resolve(chunk.pack)] as Digest, offset: chunk.offset }))
-  await options.dedup?.publish(cas, indexed)
-  return { root, narHash: done.narHash, narSize: done.narSize, storedBytes, packs: filled.length }
+  const result = { root, narHash: done.narHash, narSize: done.narSize, storedBytes, packs: filled.length }
+  // Every pack is stored: the record, the index segment and what the caller publishes name
+  // only those, and none of them relies on another, so they are written at once.
+  await Promise.all([cas.putNarRecord(done.narHash, record), options.dedup?.publish(cas, indexed), options.publish?.(result)])
+  return result
 }
 
 /** Ingests an uncompressed NAR stream in this thread (tests, benchmarks, tools). */

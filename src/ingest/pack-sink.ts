@@ -4,6 +4,9 @@ import { PackBuilder } from '../castore/data-pack.ts'
 import type { Digest } from '../castore/digest.ts'
 import { UploadPool } from './upload-pool.ts'
 
+/** Room the first pack of an ingest starts with. */
+const FIRST_PACK_BYTES = 256 * 1024
+
 export interface PackSinkOptions {
   /** A pack is sealed and uploaded once it holds this many bytes. */
   packSize: number
@@ -54,10 +57,10 @@ export class PackSink {
     }
     this.held += bytes.length
     if (!this.builder) {
-      // The first pack starts small (most NARs are small) and grows; once a pack was sealed
-      // full the NAR is large, and the next starts at the full size instead of growing (and
-      // copying) 4 → 8 → 16 MiB again.
-      this.builder = new PackBuilder(this.packs.length > 0 ? packSize : Math.min(packSize, 4 * 1024 * 1024))
+      // The first pack starts small (most NARs are a few KiB: a large buffer for each made
+      // garbage at the rate NARs arrived) and doubles as it fills; once a pack was sealed full
+      // the NAR is large, and the next starts at the full size instead of growing again.
+      this.builder = new PackBuilder(this.packs.length > 0 ? packSize : Math.min(packSize, FIRST_PACK_BYTES))
       this.packs.push(undefined)
     }
     return { pack: this.packs.length - 1, offset: this.builder.add(digest, bytes) }

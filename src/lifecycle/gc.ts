@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import type { Cas } from '../cas/cas.ts'
-import { newSegmentName } from '../cas/dedup-index.ts'
+import { decodeOrSkip, newSegmentName } from '../cas/dedup-index.ts'
 import { keyId, keys, prefixes } from '../cas/keys.ts'
 import { LEASE_TTL_MS, encodeGcRun, leaseClaims, liveGcRuns, readLeases, renewEvery, type GcPhase, type LeaseView } from '../cas/lease.ts'
 import { decodeLogRecord } from '../cache/build-logs.ts'
-import { decodeIndexSegment, encodeIndexSegment } from '../castore/index-segment.ts'
+import { encodeIndexSegment } from '../castore/index-segment.ts'
 import { NixcasError, isNixcasError } from '../errors.ts'
 import { debugInfoNarUrl, parseDebugInfo } from '../nix/debuginfo.ts'
 import type { NixHash } from '../nix/hash.ts'
@@ -318,8 +318,9 @@ class Collection {
     await sweeper.sweep(prefixes.narRecords, (object) => this.marks.has(object.key))
     await sweeper.sweep(keys.indexSegments, async (object) => {
       const bytes = await this.store.get(object.key)
-      if (bytes === undefined) return false
-      const chunks = decodeIndexSegment(bytes)
+      const chunks = bytes && decodeOrSkip(bytes)
+      // Gone, or cut short by a crash (segments are not synced): nothing in it to keep.
+      if (chunks === undefined) return false
       const live = chunks.filter((chunk) => this.marks.has(keys.dataPack(chunk.pack)))
       if (live.length === chunks.length) return true
       // Partly dead: the live entries go into a new segment (young, so kept), the old one goes.
@@ -362,6 +363,7 @@ class Collection {
       const swept = await fs.sweepTemp(Math.min(Date.now() - this.options.grace, Date.now() - TEMP_FLOOR_MS), this.dryRun)
       tempFiles.objects += swept.objects
       tempFiles.bytes += swept.bytes
+      if (!this.dryRun) await fs.pruneEmptyDirectories(prefixes.leases)
     }
     return {
       run: this.run,

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import { NixcasError } from '../errors.ts'
-import { asBuffer, clipRange, once, type ByteRange, type ListedObject, type Locality, type ObjectStore, type ReadOptions } from './store.ts'
+import { asBuffer, clipRange, once, type ByteRange, type ListedObject, type Locality, type ObjectStore, type PutOptions, type ReadOptions } from './store.ts'
 
 export interface CacheOptions {
   /** Whole objects up to this size read through `stream` are written back to near. */
@@ -42,8 +42,8 @@ export class CacheStore implements ObjectStore {
     return undefined
   }
 
-  private async writeBack(key: string, bytes: Buffer): Promise<void> {
-    await this.near.put(key, bytes).catch((error: unknown) => this.nearFailed('write-back', key, error))
+  private async writeBack(key: string, bytes: Buffer, options?: PutOptions): Promise<void> {
+    await this.near.put(key, bytes, options && { durable: options.durable }).catch((error: unknown) => this.nearFailed('write-back', key, error))
   }
 
   /** A near copy failed its check: it goes, so the next read (and the write-back) starts clean. */
@@ -127,9 +127,9 @@ export class CacheStore implements ObjectStore {
     return size ?? this.far.head(key, options)
   }
 
-  async put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
+  async put(key: string, bytes: Uint8Array, options?: PutOptions): Promise<void> {
     await this.far.put(key, bytes, options)
-    await this.writeBack(key, asBuffer(bytes))
+    await this.writeBack(key, asBuffer(bytes), options)
   }
 
   async delete(key: string): Promise<void> {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { readFile, type Dirent } from 'node:fs'
 import { promisify } from 'node:util'
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises'
+import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { Readable } from 'node:stream'
 import {
@@ -12,6 +12,7 @@ import {
   deleteEach,
   type ListedObject,
   type ObjectStore,
+  type PutOptions,
   type ReadOptions,
 } from './store.ts'
 import { OpenFiles } from './fs-open-files.ts'
@@ -174,7 +175,7 @@ export class FsStore implements ObjectStore {
     }
   }
 
-  async put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
+  async put(key: string, bytes: Uint8Array, options?: PutOptions): Promise<void> {
     const path = this.path(key)
     await this.ready
     this.openFiles.forget(path)
@@ -184,7 +185,7 @@ export class FsStore implements ObjectStore {
       try {
         options?.signal?.throwIfAborted()
         for (let written = 0; written < bytes.length; ) written += (await handle.write(bytes, written)).bytesWritten
-        if (this.fsync) await handle.sync()
+        if (this.fsync && options?.durable !== false) await handle.sync()
       } finally {
         await handle.close()
       }
@@ -213,7 +214,21 @@ export class FsStore implements ObjectStore {
       await unlink(path)
     } catch (error) {
       if (!isAbsent(error)) this.fail('delete', key, error)
+      return
     }
+    await this.removeIfEmpty(dirname(path))
+  }
+
+  /**
+   * Removes the directory a delete left empty (a lease's, a shard's): over years of writes,
+   * directories that hold nothing would otherwise pile up, and every listing walks them. A
+   * put into it at the same time makes it again (see `put`).
+   */
+  private async removeIfEmpty(directory: string): Promise<void> {
+    if (directory === this.root) return
+    this.madeDirectories.delete(directory)
+    // ENOTEMPTY (other objects remain) and ENOENT (removed already) are the usual answers.
+    await rmdir(directory).catch(() => undefined)
   }
 
   deleteMany(keys: readonly string[]): Promise<void> {
@@ -238,6 +253,23 @@ export class FsStore implements ObjectStore {
       swept.bytes += info.size
     }
     return swept
+  }
+
+  /**
+   * Removes the empty directories directly under `prefix` (a folder of keys, `leases/`):
+   * what versions that left a directory behind on delete piled up. Returns how many went.
+   */
+  async pruneEmptyDirectories(prefix: string): Promise<number> {
+    checkPrefix(this.name, prefix)
+    await this.ready
+    const base = join(this.root, prefix)
+    let removed = 0
+    for (const entry of await readdir(base, { withFileTypes: true }).catch(() => [])) {
+      if (entry.isDirectory() && !entry.name.startsWith('.')) {
+        if (await rmdir(join(base, entry.name)).then(() => true, () => false)) removed++
+      }
+    }
+    return removed
   }
 
   async *list(prefix: string): AsyncGenerator<ListedObject> {

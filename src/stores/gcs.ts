@@ -1,6 +1,6 @@
 import type { Bucket } from '@google-cloud/storage'
 import { Readable } from 'node:stream'
-import { StoreError, asBuffer, checkKey, checkPrefix, clipRange, deleteEach, sliceStream, toBuffer, type ListedObject, type ObjectStore, type ReadOptions } from './store.ts'
+import { StoreError, asBuffer, checkKey, checkPrefix, clipRange, deleteEach, sliceStream, toBuffer, type ListedObject, type ObjectStore, type PutOptions, type ReadOptions } from './store.ts'
 
 export interface GcsStoreOptions {
   bucket: string
@@ -117,7 +117,7 @@ export class GcsStore implements ObjectStore {
     }
   }
 
-  async put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
+  async put(key: string, bytes: Uint8Array, options?: PutOptions): Promise<void> {
     const file = await this.file(key)
     try {
       options?.signal?.throwIfAborted()

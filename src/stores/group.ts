@@ -1,4 +1,4 @@
-import type { ListedObject, Locality, ObjectStore, ReadOptions } from './store.ts'
+import type { ListedObject, Locality, ObjectStore, PutOptions, ReadOptions } from './store.ts'
 
 /**
  * What priority and race share: several members that hold the same objects. Deletes
@@ -20,7 +20,7 @@ export abstract class GroupStore implements ObjectStore {
   abstract get(key: string, options?: ReadOptions): Promise<Buffer | undefined>
   abstract stream(key: string, options?: ReadOptions): Promise<AsyncIterable<Uint8Array> | undefined>
   abstract head(key: string, options?: { signal?: AbortSignal }): Promise<number | undefined>
-  abstract put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void>
+  abstract put(key: string, bytes: Uint8Array, options?: PutOptions): Promise<void>
 
   async delete(key: string): Promise<void> {
     await Promise.all(this.stores.map((store) => store.delete(key)))

@@ -1,5 +1,5 @@
 import type { Counter } from '../metrics.ts'
-import type { ListedObject, Locality, ObjectStore, ReadOptions } from './store.ts'
+import type { ListedObject, Locality, ObjectStore, PutOptions, ReadOptions } from './store.ts'
 
 /** Counts every operation (and failure) of a store by its instance name; otherwise transparent. */
 export class InstrumentedStore implements ObjectStore {
@@ -39,7 +39,7 @@ export class InstrumentedStore implements ObjectStore {
     return this.count('head', () => this.inner.head(key, options))
   }
 
-  put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
+  put(key: string, bytes: Uint8Array, options?: PutOptions): Promise<void> {
     return this.count('put', () => this.inner.put(key, bytes, options))
   }
 

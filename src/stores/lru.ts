@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import { NixcasError } from '../errors.ts'
-import { clipRange, once, type ListedObject, type Locality, type ObjectStore, type ReadOptions } from './store.ts'
+import { clipRange, once, type ListedObject, type Locality, type ObjectStore, type PutOptions, type ReadOptions } from './store.ts'
 
 type Verify = NonNullable<ReadOptions['verify']>
 
@@ -76,7 +76,7 @@ export class LruStore implements ObjectStore {
     return this.cache.get(key)?.length ?? this.inner.head(key, options)
   }
 
-  async put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
+  async put(key: string, bytes: Uint8Array, options?: PutOptions): Promise<void> {
     this.cache.delete(key)
     await this.inner.put(key, bytes, options)
     this.cache.set(key, Buffer.from(bytes))

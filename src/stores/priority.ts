@@ -1,5 +1,5 @@
 import { GroupStore } from './group.ts'
-import type { ObjectStore, ReadOptions } from './store.ts'
+import type { ObjectStore, PutOptions, ReadOptions } from './store.ts'
 
 /**
  * Asks its members in order; the first present answer wins. A member that fails is
@@ -33,7 +33,7 @@ export class PriorityStore extends GroupStore {
     return this.first((store) => store.head(key, options))
   }
 
-  put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
+  put(key: string, bytes: Uint8Array, options?: PutOptions): Promise<void> {
     return (this.stores[0] as ObjectStore).put(key, bytes, options)
   }
 }

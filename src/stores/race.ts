@@ -1,5 +1,5 @@
 import { GroupStore } from './group.ts'
-import { toBuffer, type ObjectStore, type ReadOptions } from './store.ts'
+import { toBuffer, type ObjectStore, type PutOptions, type ReadOptions } from './store.ts'
 
 /** Ends a stream that lost the race, so its connection is released. */
 function discard(answer: unknown): void {
@@ -68,7 +68,7 @@ export class RaceStore extends GroupStore {
     return this.race((store, signal) => store.head(key, { signal }), options?.signal)
   }
 
-  async put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
+  async put(key: string, bytes: Uint8Array, options?: PutOptions): Promise<void> {
     // Every replica needs the same bytes.
     await Promise.all(this.stores.map((store) => store.put(key, bytes, options)))
   }

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { StoreError, isTransient, type ByteRange, type ListedObject, type Locality, type ObjectStore, type ReadOptions } from './store.ts'
+import { StoreError, isTransient, type ByteRange, type ListedObject, type Locality, type ObjectStore, type PutOptions, type ReadOptions } from './store.ts'
 
 export interface RetryOptions {
   attempts?: number
@@ -104,7 +104,7 @@ export class RetryStore implements ObjectStore {
     return this.retry('head', key, () => this.inner.head(key, options), options?.signal)
   }
 
-  put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
+  put(key: string, bytes: Uint8Array, options?: PutOptions): Promise<void> {
     return this.retry('put', key, () => this.inner.put(key, bytes, options), options?.signal)
   }
 

@@ -1,7 +1,7 @@
 import type * as S3Sdk from '@aws-sdk/client-s3'
 import type { S3Client } from '@aws-sdk/client-s3'
 import { Readable } from 'node:stream'
-import { StoreError, checkKey, checkPrefix, clipRange, sliceStream, toBuffer, type ListedObject, type ObjectStore, type ReadOptions } from './store.ts'
+import { StoreError, checkKey, checkPrefix, clipRange, sliceStream, toBuffer, type ListedObject, type ObjectStore, type PutOptions, type ReadOptions } from './store.ts'
 
 /** The SDK is large: it is loaded when an S3 store is first used, never by configurations without one. */
 type Sdk = typeof S3Sdk
@@ -156,7 +156,7 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
+  async put(key: string, bytes: Uint8Array, options?: PutOptions): Promise<void> {
     const objectKey = this.key(key)
     try {
       const { sdk, client } = await this.connect()

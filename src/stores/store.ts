@@ -35,6 +35,18 @@ export interface ReadOptions {
   allocate?: (size: number) => Buffer
 }
 
+export interface PutOptions {
+  signal?: AbortSignal
+  /**
+   * false: the object need not survive a crash of the machine. Coordination records (a
+   * writer's lease, its claims) and hints (dedup index segments) lose their meaning in a
+   * crash, so a store that syncs each write to disk may skip that for them. The put is
+   * atomic and visible to every reader when it returns either way; stores that make every
+   * write durable (S3, GCS) ignore it.
+   */
+  durable?: boolean
+}
+
 export interface ListedObject {
   key: string
   size: number
@@ -68,7 +80,7 @@ export interface ObjectStore {
    * Every object nixcas writes is bounded (chunks packs, records, markers), so a put takes
    * bytes: any layer may retry, replicate or cache it without buffering a stream itself.
    */
-  put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void>
+  put(key: string, bytes: Uint8Array, options?: PutOptions): Promise<void>
   delete(key: string): Promise<void>
   /**
    * Deletes many objects (absent ones are no error), in as few requests as the backend

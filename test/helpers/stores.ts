@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { ListedObject, Locality, ObjectStore, ReadOptions } from '../../src/stores/store.ts'
+import type { ListedObject, Locality, ObjectStore, PutOptions, ReadOptions } from '../../src/stores/store.ts'
 
 /**
  * Wraps a real store to count its calls and, when asked, add latency: for asserting how
@@ -55,7 +55,7 @@ export class CountingStore implements ObjectStore {
     return this.read('head', () => this.inner.head(key, options), options?.signal)
   }
 
-  put(key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
+  put(key: string, bytes: Uint8Array, options?: PutOptions): Promise<void> {
     this.counts.put++
     return this.inner.put(key, bytes, options)
   }

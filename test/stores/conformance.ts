@@ -85,6 +85,15 @@ export function conformance(t: Test, make: (t: Test) => Promise<ObjectStore>, op
     t.ok((await store.get('atomic/object'))?.equals(after))
   })
 
+  t.test('a put that need not be durable is still atomic and visible at once', async (t) => {
+    const store = await make(t)
+    await store.put('hints/object', Buffer.from('first'), { durable: false })
+    t.equal((await store.get('hints/object'))?.toString(), 'first')
+    await store.put('hints/object', Buffer.from('second'), { durable: false })
+    t.equal((await store.get('hints/object'))?.toString(), 'second', 'and replaces')
+    t.equal(await store.head('hints/object'), 6)
+  })
+
   t.test('delete', async (t) => {
     const store = await make(t)
     await t.resolves(store.delete('deleted/never-existed'), 'deleting an absent object is fine')

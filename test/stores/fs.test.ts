@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { readdir, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { FsStore } from '../../src/stores/fs.ts'
@@ -18,6 +18,34 @@ t.test('keys cannot leave the root', async (t) => {
   }
   await t.rejects(store.put('../../etc/x', Buffer.from('x')), { code: 'STORE_FAILED' })
   t.same(await readdir(outside), ['secret'], 'nothing written outside')
+})
+
+t.test('a delete removes the directory it empties; a put makes it again', async (t) => {
+  const root = await tempDir(t)
+  const store = new FsStore('disk', { path: root })
+  await store.put('leases/one/start', Buffer.from('lease'))
+  await store.put('leases/one/claim-0', Buffer.from('x'))
+  await store.put('leases/two/start', Buffer.from('lease'))
+  await store.delete('leases/one/start')
+  t.same((await readdir(join(root, 'leases'))).sort(), ['one', 'two'], 'a directory still holding an object stays')
+  await store.deleteMany(['leases/one/claim-0', 'leases/two/start'])
+  t.same(await readdir(join(root, 'leases')), [], 'the directories they emptied are gone')
+  // The store remembers directories it made: one removed under it is made again.
+  await store.put('leases/one/start', Buffer.from('again'))
+  t.equal((await store.get('leases/one/start'))?.toString(), 'again')
+})
+
+t.test('pruneEmptyDirectories removes the empty directories under a prefix, nothing else', async (t) => {
+  const root = await tempDir(t)
+  const store = new FsStore('disk', { path: root })
+  await store.put('leases/live/start', Buffer.from('lease'))
+  await store.put('other/x/y', Buffer.from('y'))
+  for (const name of ['a', 'b', 'c']) await mkdir(join(root, 'leases', name))
+  await mkdir(join(root, 'other', 'empty'))
+  t.equal(await store.pruneEmptyDirectories('leases/'), 3)
+  t.same(await readdir(join(root, 'leases')), ['live'])
+  t.same((await readdir(join(root, 'other'))).sort(), ['empty', 'x'], 'other prefixes are left alone')
+  t.equal(await store.pruneEmptyDirectories('missing/'), 0)
 })
 
 t.test('a crash between the temp write and the rename leaves nothing visible', async (t) => {
