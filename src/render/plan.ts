@@ -226,6 +226,18 @@ export function* planBatches(layout: Layout, range: NarRange, plan: ReadPlan, re
             const release = narAt >= copy.lastUse ? copy : undefined
             if (release) retained.get(location.pack)?.delete(location.offset)
             pieces.push({ kind: 'chunk', source: copy, start: sliceFrom, end: sliceTo, release, check, last })
+          } else if (!verify && chunk.size > plan.maxRunBytes) {
+            // No chunk check from a trusted store: a chunk larger than a read is read in
+            // parts, so no read outgrows the reads of its plan (on a local disk, every read
+            // fits one pool block). Parts are not retained: a later use reads them again.
+            const batch = close()
+            if (batch) yield batch
+            for (let part = sliceFrom; part < sliceTo; part += plan.maxRunBytes) {
+              const partEnd = Math.min(sliceTo, part + plan.maxRunBytes)
+              read = new PackRun(location.pack, location.offset + part, location.offset + partEnd)
+              pieces.push({ kind: 'chunk', source: read, start: 0, end: partEnd - part })
+              yield close() as Batch
+            }
           } else {
             if (!(read instanceof PackRun && read.takes(location.pack, location.offset, chunk.size, plan))) {
               const batch = close()

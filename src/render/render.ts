@@ -21,29 +21,35 @@ export interface RenderOptions {
   plan?: ReadPlan
   /**
    * Buffers to read into and write out of. With a pool, every piece handed on is a view of
-   * a block of it, which the consumer gives back (`pool.give`) once the piece is written,
-   * and pack reads go back to it as soon as their pieces are copied out.
+   * a pool buffer (an output block, or a read's buffer shared with the piece), which the
+   * consumer gives back (`pool.give`) once the piece is written; a read's buffer is free
+   * again once its pieces are all given back.
    */
   pool?: BufferPool
 }
 
-
 const MiB = 1024 * 1024
 /**
+ * Small pieces (framing, small files) are copied into blocks of this size: one write per
+ * small file is costly. Also the size of every pooled buffer up to it (BufferPool), and of
+ * the longest read from a local disk, so that one size of buffer serves every use there.
+ * 512 KiB against 256 KiB: a tenth less CPU per byte served, for ~10 MiB more under 32
+ * downloads (bench/README.md).
+ */
+export const BLOCK_BYTES = 512 * 1024
+/**
  * Defaults by where the bytes are (`npm run bench -- shootout`): a local disk answers in
- * microseconds, so a few reads of a few MiB ahead keep up with the socket; a remote store
+ * microseconds, so a few reads of a block each ahead keep up with the socket; a remote store
  * answers in tens of milliseconds, so more and longer reads must be in flight, and reading
  * through a small gap is cheaper than another request.
  */
 export const RENDER_DEFAULTS: Record<Locality, { windowBytes: number; maxRequests: number; plan: ReadPlan }> = {
-  local: { windowBytes: 2 * MiB, maxRequests: 4, plan: { maxRunBytes: 512 * 1024, gapBytes: 64 * 1024 } },
+  local: { windowBytes: 2 * MiB, maxRequests: 4, plan: { maxRunBytes: BLOCK_BYTES, gapBytes: 64 * 1024 } },
   remote: { windowBytes: 64 * MiB, maxRequests: 16, plan: { maxRunBytes: 8 * MiB, gapBytes: MiB } },
 }
 
 /** The share of the window (W) that may hold copies of chunks the NAR uses again; the rest is for reads. */
 const RETAIN_SHARE = 0.25
-/** Small pieces (framing, small files) are copied into blocks of this size: one write per small file is costly. */
-const BLOCK_BYTES = 256 * 1024
 /** A piece at least this large goes out as it is, a view of its read, without a copy. */
 const DIRECT_BYTES = 64 * 1024
 
@@ -76,29 +82,31 @@ class RenderRetention implements Retention {
   }
 }
 
-/** Each batch as a job: its read (if any) is what holds room in the window. */
+/**
+ * Each batch as a job: its read (if any) is what holds room in the window, counted as the
+ * memory it holds (a pool buffer of a few KiB of chunks is still a whole block), so that a
+ * NAR of many small reads cannot queue up blocks far beyond its window.
+ */
 function* jobsOf(cas: Cas, batches: Iterable<Batch>, pool: BufferPool | undefined): Generator<FetchJob<Batch>> {
   for (const batch of batches) {
     const read = batch.read
-    yield read === undefined
-      ? { size: 0, fetch: () => Promise.resolve(batch) }
-      : { size: read.size, fetch: async (signal) => (await (read instanceof PackRun ? read.fetch(cas, signal, pool) : read.fetch(cas, signal)), batch) }
+    if (read === undefined) yield { size: 0, fetch: () => Promise.resolve(batch) }
+    else if (read instanceof PackRun) yield { size: pool ? pool.capacityOf(read.size) : read.size, fetch: async (signal) => (await read.fetch(cas, signal, pool), batch) }
+    else yield { size: read.size, fetch: async (signal) => (await read.fetch(cas, signal), batch) }
   }
 }
 
 /**
  * The pieces of each batch, in order, as output: small ones copied into blocks of
- * BLOCK_BYTES, large ones as views of their reads (with a pool, every piece is copied, so
- * no view of a read escapes and the read's buffer goes back at once). Retained copies are
- * made when their first piece goes by and dropped after their last; a blob check fails
- * before the last piece of a bad file is handed on.
+ * BLOCK_BYTES, large ones as views of their reads, not copied (with a pool, each such view
+ * is one more user of its read's buffer, which goes back once the consumer gave every view
+ * back). Retained copies are made when their first piece goes by and dropped after their
+ * last; a blob check fails before the last piece of a bad file is handed on.
  */
 async function* assemble(batches: AsyncIterable<Batch>, retention: RenderRetention, pool: BufferPool | undefined): AsyncGenerator<Uint8Array> {
   const newBlock = (): Buffer => (pool ? pool.take(BLOCK_BYTES) : Buffer.allocUnsafe(BLOCK_BYTES))
   let block: Buffer | undefined
   let filled = 0
-  /** A retained copy whose last piece is being copied out: back to the pool after that. */
-  let releasing: Buffer | undefined
   try {
     for await (const batch of batches) {
       for (const piece of batch.pieces) {
@@ -107,8 +115,9 @@ async function* assemble(batches: AsyncIterable<Batch>, retention: RenderRetenti
         else {
           const source = piece.source.bytes as Buffer
           if (piece.retain) {
+            // Held until its last use, of any size: a buffer of its own, not a pool block.
             const at = piece.retainAt as number
-            const copy = pool ? pool.take(piece.retain.size) : Buffer.allocUnsafe(piece.retain.size)
+            const copy = Buffer.allocUnsafe(piece.retain.size)
             source.copy(copy, 0, at, at + piece.retain.size)
             piece.retain.bytes = copy
           }
@@ -118,17 +127,17 @@ async function* assemble(batches: AsyncIterable<Batch>, retention: RenderRetenti
         const release = piece.kind === 'chunk' ? piece.release : undefined
         if (release) {
           // Dropped once its last piece is handed on (copied into a block, or a view of it).
-          if (pool && release.bytes) releasing = release.bytes
           release.bytes = undefined
           retention.release(release.size)
         }
-        if (!pool && bytes.length >= DIRECT_BYTES) {
+        if (bytes.length >= DIRECT_BYTES) {
           if (block && filled > 0) {
             const partial = block.subarray(0, filled)
             block = undefined
             filled = 0
             yield partial
           }
+          pool?.share(bytes)
           yield bytes
           continue
         }
@@ -144,10 +153,6 @@ async function* assemble(batches: AsyncIterable<Batch>, retention: RenderRetenti
             filled = 0
             yield full
           }
-        }
-        if (releasing) {
-          pool?.give(releasing)
-          releasing = undefined
         }
       }
       if (pool && batch.read?.bytes) {

@@ -7,8 +7,9 @@ import type { ListedObject, Locality, ObjectStore, PutOptions, ReadOptions } fro
  */
 export class CountingStore implements ObjectStore {
   readonly counts = { get: 0, stream: 0, head: 0, put: 0, delete: 0, list: 0 }
-  /** Bytes returned by get(). */
+  /** Bytes returned by get(), and the most one get() returned. */
   bytesRead = 0
+  largestRead = 0
   /** Milliseconds added to every read. */
   delay = 0
   /** Reads in flight now, and the most there ever were. */
@@ -43,6 +44,7 @@ export class CountingStore implements ObjectStore {
     return this.read('get', async () => {
       const bytes = await this.inner.get(key, options)
       this.bytesRead += bytes?.length ?? 0
+      this.largestRead = Math.max(this.largestRead, bytes?.length ?? 0)
       return bytes
     }, options?.signal)
   }

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import t, { type Test } from 'tap'
 import { loadLayout } from '../../src/render/load.ts'
-import { renderNar } from '../../src/render/render.ts'
+import { RENDER_DEFAULTS, renderNar } from '../../src/render/render.ts'
 import { BufferPool } from '../../src/render/buffer-pool.ts'
 import { Cas } from '../../src/cas/cas.ts'
 import { keys } from '../../src/cas/keys.ts'
@@ -16,11 +16,12 @@ import { CountingStore } from '../helpers/stores.ts'
 import { collect } from '../helpers/streams.ts'
 import { makeGoldenTrees, tempDir } from '../helpers/trees.ts'
 
-async function goldenCas(t: Test) {
+async function goldenCas(t: Test, extra: Record<string, Buffer> = {}) {
   const dir = await tempDir(t)
   await makeGoldenTrees(dir)
   const { randomBytes } = await import('node:crypto')
   await writeFile(join(dir, 'big'), randomBytes(3 * 1024 * 1024))
+  for (const [name, bytes] of Object.entries(extra)) await writeFile(join(dir, name), bytes)
   const store = new CountingStore(new MemoryStore('memory'))
   const cas = new Cas(store)
   const result = await ingestPath(cas, dir)
@@ -41,6 +42,22 @@ t.test('any range equals the same slice of the whole NAR', async (t) => {
   )
   t.ok((await collect(renderNar(cas, layout, { start: nar.length - 1, end: nar.length }))).equals(nar.subarray(-1)), 'the last byte')
   t.throws(() => renderNar(cas, layout, { start: 0, end: nar.length + 1 }), { code: 'BAD_RANGE' })
+})
+
+t.test('from a trusted local store no read outgrows the plan, chunks of a MiB included', async (t) => {
+  // 3 MiB of zeros cut at the largest chunk size (the gear hash of a constant never matches the mask).
+  const { store, cas, result, nar } = await goldenCas(t, { zeros: Buffer.alloc(3 * 1024 * 1024) })
+  const layout = await loadLayout(cas, result.narHash)
+  const plan = RENDER_DEFAULTS.local.plan
+  t.ok(layout.segments.some((segment) => segment.kind === 'file' && segment.chunks.some((chunk) => chunk.size > plan.maxRunBytes)), 'the tree has chunks larger than a read')
+  store.largestRead = 0
+  const pool = new BufferPool(64 * 1024 * 1024, { blockBytes: plan.maxRunBytes })
+  const middle = { start: 12_345, end: nar.length - 54_321 }
+  const pieces: Uint8Array[] = []
+  for await (const piece of renderNar(cas, layout, middle, { pool })) pieces.push(piece)
+  t.ok(Buffer.concat(pieces).equals(nar.subarray(middle.start, middle.end)), 'byte-identical')
+  t.ok(store.largestRead > 0 && store.largestRead <= plan.maxRunBytes, `largest read ${store.largestRead} bytes`)
+  for (const piece of pieces) pool.give(piece)
 })
 
 t.test('a store written before data packs renders as it did', async (t) => {
@@ -107,4 +124,9 @@ t.test('with a buffer pool, pieces given back at once are reused and the NAR sta
     }
     t.ok(Buffer.concat(out).equals(nar.subarray(range.start, range.end)), `range ${range.start}-${range.end}`)
   }
+  // Pieces held back (a socket that is slow to take them) are never overwritten by a later read.
+  const held: Uint8Array[] = []
+  for await (const piece of renderNar(cas, layout, undefined, { pool, windowBytes: 1024 * 1024 })) held.push(piece)
+  t.ok(Buffer.concat(held).equals(nar), 'pieces held to the end still hold the NAR')
+  for (const piece of held) pool.give(piece)
 })
