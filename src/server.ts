@@ -45,7 +45,10 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
   metrics.gauge('nixcas_prefetch_buffered_bytes', 'Bytes held by NAR prefetch windows (in flight or waiting)', () => [[{}, prefetchStats.buffered]])
   metrics.gauge('nixcas_prefetch_requests_in_flight', 'Chunk requests in flight for NAR responses', () => [[{}, prefetchStats.inFlight]])
   const cas = new Cas(stack.root)
-  const dedup = new DedupIndex(config.dedupIndexEntries)
+  const dedup = new DedupIndex(config.dedupIndexEntries, {
+    publishMs: config.dedupPublishInterval * 1000,
+    onError: (error) => logger.warn({ err: error }, 'writing a dedup index segment failed'),
+  })
   metrics.gauge('nixcas_dedup_index_entries', 'Chunks the dedup index knows', () => [[{}, dedup.size]])
   const nars = new NarService(cas, { windowBytes: config.windowBytes, maxRequests: config.maxRequests, budget: renderBudget, stats: prefetchStats })
   metrics.gauge('nixcas_buffer_pool_free_bytes', 'Bytes of NAR read and output buffers waiting free to be reused (at most totalWindowBytes; let go after 30 s unused)', () => [[{}, nars.poolFreeBytes]])

@@ -123,6 +123,8 @@ export class BinaryCache {
   /** Stops the ingest workers, if any. */
   async close(): Promise<void> {
     await this.options.parser?.close()
+    // Before the stores close: chunks uploads added go out to the other replicas.
+    await this.options.ingest.dedup?.close()
   }
 
   get signingKeyNames(): string[] {

@@ -106,6 +106,13 @@ export const settings = {
     env: 'NIXCAS_DEDUP_INDEX_ENTRIES',
     doc: 'Chunks the dedup index remembers (about 200 bytes of memory each); beyond it the least recently used are forgotten and may be stored again.',
   }),
+  dedupPublishInterval: setting({
+    kind: duration('s'),
+    default: 10,
+    min: 0,
+    env: 'NIXCAS_DEDUP_PUBLISH_INTERVAL',
+    doc: 'How long the chunks an upload added wait before other replicas can learn them, gathered with those of later uploads into one index segment (one object for many NARs); 0 writes a segment per upload. This replica knows them at once.',
+  }),
   maxNarSize: setting({ kind: size, min: 1, env: 'NIXCAS_MAX_NAR_SIZE', doc: 'Largest NAR accepted for upload; unlimited when unset.' }),
   uploadBytesInFlight: setting({ kind: size, default: 64 * MiB, min: MiB, env: 'NIXCAS_UPLOAD_BYTES_IN_FLIGHT', doc: 'Bytes one upload may hold before it waits for the store.' }),
   uploadIdleTimeout: setting({ kind: duration('s'), default: 60, env: 'NIXCAS_UPLOAD_IDLE_TIMEOUT', doc: 'An upload whose client sends no byte of its body for this long while the server waits for one is answered 408 (a client that declared a body and never sends it would otherwise hold the request forever); 0 turns it off.' }),
