@@ -65,7 +65,7 @@ export class GcsStore implements ObjectStore {
 
   async get(key: string, options?: ReadOptions): Promise<Buffer | undefined> {
     const body = await this.stream(key, options)
-    return body && toBuffer(body)
+    return body && toBuffer(body, options)
   }
 
   async stream(key: string, options?: ReadOptions): Promise<AsyncIterable<Uint8Array> | undefined> {

@@ -153,10 +153,27 @@ export function clipRange(size: number, range: ByteRange | undefined): { start: 
   return { start, end }
 }
 
-export async function toBuffer(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
+/**
+ * A stream's bytes in one Buffer. With the read's options, a ranged read whose length is
+ * known goes into one buffer made up front (the caller's `allocate`, e.g. its pool), copied
+ * once as the parts arrive, instead of gathered and joined: a remote read of MiBs made two
+ * copies and as much garbage. A stream that ends short gives a view of what came.
+ */
+export async function toBuffer(source: AsyncIterable<Uint8Array>, options?: Pick<ReadOptions, 'range' | 'allocate'>): Promise<Buffer> {
+  const size = options?.range?.length
   const parts: Uint8Array[] = []
-  for await (const part of source) parts.push(part)
-  return Buffer.concat(parts)
+  if (size === undefined) {
+    for await (const part of source) parts.push(part)
+    return Buffer.concat(parts)
+  }
+  const bytes = options?.allocate ? options.allocate(size) : Buffer.allocUnsafe(size)
+  let filled = 0
+  for await (const part of source) {
+    if (filled + part.length > size) throw new RangeError(`a read of ${size} bytes received more`)
+    bytes.set(part, filled)
+    filled += part.length
+  }
+  return filled === size ? bytes : bytes.subarray(0, filled)
 }
 
 /** A Buffer view of bytes, without copying. */

@@ -85,6 +85,25 @@ export function conformance(t: Test, make: (t: Test) => Promise<ObjectStore>, op
     t.ok((await store.get('atomic/object'))?.equals(after))
   })
 
+  t.test('a ranged get may read into a buffer of the caller', async (t) => {
+    const store = await make(t)
+    const bytes = randomBytes(300_000)
+    await store.put('allocated/object', bytes)
+    const made: Buffer[] = []
+    const allocate = (size: number): Buffer => {
+      const buffer = Buffer.alloc(size + 100).subarray(0, size)
+      made.push(buffer)
+      return buffer
+    }
+    for (const range of [{ offset: 1000, length: 200_000 }, { offset: 250_000, length: 100_000 }, { offset: 0, length: 300_000 }]) {
+      const before = made.length
+      const got = await store.get('allocated/object', { range, allocate })
+      t.ok(got?.equals(bytes.subarray(range.offset, range.offset + range.length)), `bytes ${range.offset}+${range.length}`)
+      if (made.length > before) t.equal(got?.buffer, made.at(-1)?.buffer, 'in the buffer it asked for, when it asked for one')
+    }
+    t.equal(await store.get('allocated/missing', { range: { offset: 0, length: 10 }, allocate }), undefined)
+  })
+
   t.test('a put that need not be durable is still atomic and visible at once', async (t) => {
     const store = await make(t)
     await store.put('hints/object', Buffer.from('first'), { durable: false })
