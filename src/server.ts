@@ -4,6 +4,8 @@ import { buildApp, type AppOptions } from './app.ts'
 import type { ServerConfig } from './config.ts'
 import { prepareServer } from './config/prepare.ts'
 import { ByteBudget } from './budget.ts'
+import { BufferPool } from './buffer-pool.ts'
+import { packBufferBytes } from './castore/data-pack.ts'
 import { AccessPolicy } from './http/auth.ts'
 import { Metrics } from './metrics.ts'
 import { PrefetchStats } from './render/prefetcher.ts'
@@ -79,6 +81,8 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
       dedup,
       onBytes: (count) => metrics.ingestBytes.inc({}, count),
       budget: uploadBudget,
+      // A few full-size pack buffers wait free between uploads; unused for 30 to 60 s, they go.
+      packBuffers: new BufferPool(4 * packBufferBytes(config.packSize), { blockBytes: packBufferBytes(config.packSize) }),
     },
   })
   const spool = upstreams.configured && config.upstreamSpoolBytes > 0 ? await Spool.open(config.upstreamSpoolDir, config.upstreamSpoolBytes) : undefined

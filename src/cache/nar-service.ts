@@ -7,7 +7,7 @@ import { decodeNixbase32 } from '../nix/nixbase32.ts'
 import { treeOf } from '../render/load.ts'
 import { layoutNar, type Layout } from '../render/layout.ts'
 import type { PrefetchStats } from '../render/prefetcher.ts'
-import { BufferPool } from '../render/buffer-pool.ts'
+import { BufferPool } from '../buffer-pool.ts'
 import { BLOCK_BYTES, renderNar, type NarRange, type RenderOptions } from '../render/render.ts'
 import { SharedWork } from '../shared-work.ts'
 

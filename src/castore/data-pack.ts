@@ -19,6 +19,9 @@ const FOOTER = 4 + 4 + DATA_PACK_MAGIC.length
 /** Trailer room a growing builder keeps: the entries of 1,800 chunks, a 16 MiB pack of 9 KiB chunks. */
 const TRAILER_ROOM = 64 * 1024
 
+/** The buffer a pack of `capacity` bytes of chunks is filled in: room for its trailer too. */
+export const packBufferBytes = (capacity: number): number => Math.max(capacity, 64 * 1024) + TRAILER_ROOM
+
 export interface PackEntry {
   readonly digest: Digest
   readonly offset: number
@@ -34,8 +37,9 @@ export class PackBuilder {
   private readonly entries: PackEntry[] = []
   private bytes = 0
 
-  constructor(capacity: number) {
-    this.buffer = Buffer.allocUnsafe(Math.max(capacity, 64 * 1024) + TRAILER_ROOM)
+  /** With `buffer` (at least `packBufferBytes(capacity)` long), chunks go there instead of a buffer of its own. */
+  constructor(capacity: number, buffer?: Buffer) {
+    this.buffer = buffer ?? Buffer.allocUnsafe(packBufferBytes(capacity))
   }
 
   get size(): number {

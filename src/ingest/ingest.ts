@@ -1,4 +1,5 @@
 import type { ByteBudget } from '../budget.ts'
+import type { BufferPool } from '../buffer-pool.ts'
 import { NixcasError } from '../errors.ts'
 import type { Cas } from '../cas/cas.ts'
 import type { Lease } from '../cas/lease.ts'
@@ -29,6 +30,8 @@ export interface IngestOptions {
   onBytes?: (count: number) => void
   /** Shared by all uploads at once. */
   budget?: ByteBudget
+  /** Pack buffers shared by all uploads (PackSinkOptions.buffers). */
+  packBuffers?: BufferPool
   /** Known chunks, shared by every ingest; without one, chunks dedup only within the NAR. */
   dedup?: DedupIndex
   /**
@@ -75,6 +78,7 @@ export async function storeNar(cas: Cas, events: AsyncIterable<IngestEvent>, opt
     maxUploads: options.maxUploads ?? 4,
     budget: options.budget,
     signal: options.signal,
+    buffers: options.packBuffers,
   })
   /** Packs of this record by digest hex: those this ingest fills, and older ones it references. */
   const packIndex = new Map<number | string, number>()

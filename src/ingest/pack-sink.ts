@@ -1,6 +1,7 @@
 import type { ByteBudget } from '../budget.ts'
 import type { Cas } from '../cas/cas.ts'
-import { PackBuilder } from '../castore/data-pack.ts'
+import type { BufferPool } from '../buffer-pool.ts'
+import { PackBuilder, packBufferBytes } from '../castore/data-pack.ts'
 import type { Digest } from '../castore/digest.ts'
 import { UploadPool } from './upload-pool.ts'
 
@@ -16,6 +17,12 @@ export interface PackSinkOptions {
   /** Shared by every ingest. */
   budget?: ByteBudget
   signal?: AbortSignal
+  /**
+   * Full-size pack buffers shared by every ingest (blocks of `packBufferBytes(packSize)`):
+   * a pack filled in memory written before costs no page faults, which cost more than the
+   * copy into it.
+   */
+  buffers?: BufferPool
 }
 
 /**
@@ -28,6 +35,8 @@ export class PackSink {
   /** The record's pack table: a digest once sealed, undefined while filling. */
   readonly packs: (Digest | undefined)[] = []
   private builder: PackBuilder | undefined
+  /** The pool buffer the builder fills, if it came from the pool. */
+  private pooled: Buffer | undefined
   private held = 0
   private readonly pool: UploadPool
   private readonly roomWaiters: (() => void)[] = []
@@ -58,9 +67,13 @@ export class PackSink {
     this.held += bytes.length
     if (!this.builder) {
       // The first pack starts small (most NARs are a few KiB: a large buffer for each made
-      // garbage at the rate NARs arrived) and doubles as it fills; once a pack was sealed full
-      // the NAR is large, and the next starts at the full size instead of growing again.
-      this.builder = new PackBuilder(this.packs.length > 0 ? packSize : Math.min(packSize, FIRST_PACK_BYTES))
+      // garbage at the rate NARs arrived) and doubles as it fills, unless a full-size pack
+      // buffer waits free in the pool; once a pack was sealed full the NAR is large, and the
+      // next takes a full-size buffer at once instead of growing again.
+      const full = packBufferBytes(packSize)
+      const buffers = this.options.buffers
+      this.pooled = buffers && (this.packs.length > 0 ? buffers.take(full) : buffers.takeFree(full))
+      this.builder = this.pooled ? new PackBuilder(packSize, this.pooled) : new PackBuilder(this.packs.length > 0 ? packSize : Math.min(packSize, FIRST_PACK_BYTES))
       this.packs.push(undefined)
     }
     return { pack: this.packs.length - 1, offset: this.builder.add(digest, bytes) }
@@ -69,7 +82,9 @@ export class PackSink {
   private async seal(): Promise<void> {
     const builder = this.builder
     if (!builder || builder.count === 0) return
+    const pooled = this.pooled
     this.builder = undefined
+    this.pooled = undefined
     const index = this.packs.length - 1
     const chunkBytes = builder.size
     const { digest, bytes } = builder.seal()
@@ -78,6 +93,8 @@ export class PackSink {
       try {
         await this.cas.putDataPack(digest, bytes, signal)
       } finally {
+        // Stores keep no reference to what they were given once a put settled.
+        if (pooled) this.options.buffers?.give(pooled)
         this.held -= chunkBytes
         this.options.budget?.release(chunkBytes)
         for (const wake of this.roomWaiters.splice(0)) wake()
@@ -96,6 +113,8 @@ export class PackSink {
   async abort(reason: unknown): Promise<void> {
     const builder = this.builder
     this.builder = undefined
+    if (this.pooled) this.options.buffers?.give(this.pooled)
+    this.pooled = undefined
     if (builder) {
       this.held -= builder.size
       this.options.budget?.release(builder.size)

@@ -2,7 +2,7 @@ import { NixcasError } from '../errors.ts'
 import { DigestStream, digestHex, digestsEqual, type Digest } from '../castore/digest.ts'
 import type { ChunkRef } from '../castore/manifest.ts'
 import type { Cas } from '../cas/cas.ts'
-import type { BufferPool } from './buffer-pool.ts'
+import type { BufferPool } from '../buffer-pool.ts'
 import { segmentAt, type Layout, type Segment } from './layout.ts'
 
 /** How reads are grouped: chunks of one pack close to each other become one ranged read. */

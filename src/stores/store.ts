@@ -79,6 +79,8 @@ export interface ObjectStore {
   /**
    * Every object nixcas writes is bounded (chunks packs, records, markers), so a put takes
    * bytes: any layer may retry, replicate or cache it without buffering a stream itself.
+   * Once the put settled, no layer holds on to `bytes` (one that keeps them copies them):
+   * the caller reuses the buffer.
    */
   put(key: string, bytes: Uint8Array, options?: PutOptions): Promise<void>
   delete(key: string): Promise<void>

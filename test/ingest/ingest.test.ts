@@ -3,7 +3,9 @@ import { cp, open, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { randomUUID } from 'node:crypto'
-import { ingestNar } from '../../src/ingest/ingest.ts'
+import { ingestNar, type IngestResult } from '../../src/ingest/ingest.ts'
+import { BufferPool } from '../../src/buffer-pool.ts'
+import { packBufferBytes } from '../../src/castore/data-pack.ts'
 import { NarError } from '../../src/nix/nar-format.ts'
 import { encodeNixbase32 } from '../../src/nix/nixbase32.ts'
 import { Cas } from '../../src/cas/cas.ts'
@@ -95,6 +97,26 @@ t.test('dedup: shared chunks are stored once', async (t) => {
   await store.put(keys.indexSegment('1-garbage'), Buffer.from('NCI1 not a segment at all'))
   const afterCrash = new DedupIndex(100_000)
   t.ok((await afterCrash.refresh(cas)) > 0, 'a refresh reads the good segments past the bad ones')
+})
+
+t.test('pack buffers from a shared pool are reused by later ingests, and every NAR stays intact', async (t) => {
+  const MiB = 1024 * 1024
+  const dir = await tempDir(t)
+  const trees = ['one', 'two', 'three'].map((name) => join(dir, name))
+  for (const tree of trees) {
+    await makeGoldenTrees(tree)
+    await bigFile(join(tree, 'big'), 3 * MiB)
+  }
+  const cas = new Cas(new MemoryStore('memory'))
+  const packBuffers = new BufferPool(8 * MiB, { blockBytes: packBufferBytes(MiB) })
+  const results = []
+  for (const tree of trees) {
+    results.push(await ingestPath(cas, tree, { packSize: MiB, packBuffers }))
+    t.ok(packBuffers.freeSize > 0, `after ${tree}: full pack buffers wait in the pool`)
+  }
+  for (const [index, tree] of trees.entries()) {
+    t.ok((await renderToBuffer(cas, results[index] as IngestResult)).equals(await collect(writeNar(dumpPath(tree)))), `${tree} renders byte-identical`)
+  }
 })
 
 t.test('a malformed or truncated NAR fails typed and makes nothing visible', async (t) => {

@@ -1,9 +1,11 @@
 /**
- * Buffers that NAR responses reuse: the reads of data packs and the blocks written to
- * sockets. Allocating them afresh made garbage at the rate bytes were served, and the
- * collector let hundreds of MB of it pile up under 32 concurrent downloads; a buffer given
- * back is handed out again instead. Each buffer has an ArrayBuffer of its own, so a view
- * given back finds its buffer.
+ * Large buffers reused instead of allocated afresh: the reads and output blocks of NAR
+ * responses, the data packs an ingest fills. Two costs made them worth keeping. Garbage: at
+ * the rate bytes are served, the collector let hundreds of MB of dropped buffers pile up
+ * under 32 concurrent downloads. And first touch: writing into fresh memory faults in every
+ * page, which on these machines cost more than the copy itself (80 MiB copied in 16 KiB
+ * parts: 2-4 ms into a buffer used before, 50-220 ms into fresh ones). Each buffer has an
+ * ArrayBuffer of its own, so a view given back finds its buffer.
  *
  * Every take up to `blockBytes` gets a buffer of exactly that capacity: one size, so a free
  * buffer always fits the next take (on a local disk, reads and output blocks are all within
@@ -15,7 +17,7 @@
  * a socket as they are); it is free again once each view has been given back, exactly once.
  * At most `maxFreeBytes` wait in the pool; past that, given buffers are left to the
  * collector. A pool nobody took from for `idleMs` lets its free buffers go, so a burst of
- * downloads does not hold its peak for good.
+ * work does not hold its peak for good.
  */
 export class BufferPool {
   private readonly free = new Map<number, ArrayBuffer[]>()
@@ -64,20 +66,26 @@ export class BufferPool {
 
   /** A buffer of `size` bytes, uninitialised, with one user: a view of an ArrayBuffer of its own. */
   take(size: number): Buffer {
+    const reused = this.takeFree(size)
+    if (reused !== undefined) return reused
+    const capacity = this.capacityOf(size)
+    const made = Buffer.allocUnsafeSlow(capacity)
+    this.users.set(made.buffer, 1)
+    this.largest = Math.max(this.largest, capacity)
+    return made.subarray(0, size)
+  }
+
+  /** Like `take`, but only a buffer waiting free (of the size, or larger): undefined when there is none. */
+  takeFree(size: number): Buffer | undefined {
     this.takenSinceTick = true
     const capacity = this.capacityOf(size)
     let reused = this.free.get(capacity)?.pop()
     // A larger free buffer would otherwise wait unused while a new one is made.
     for (let larger = capacity * 2; reused === undefined && larger <= this.largest; larger *= 2) reused = this.free.get(larger)?.pop()
-    if (reused !== undefined) {
-      this.freeBytes -= reused.byteLength
-      this.users.set(reused, 1)
-      return Buffer.from(reused, 0, size)
-    }
-    const made = Buffer.allocUnsafeSlow(capacity)
-    this.users.set(made.buffer, 1)
-    this.largest = Math.max(this.largest, capacity)
-    return made.subarray(0, size)
+    if (reused === undefined) return undefined
+    this.freeBytes -= reused.byteLength
+    this.users.set(reused, 1)
+    return Buffer.from(reused, 0, size)
   }
 
   /** One more user of the buffer `view` is part of (another view handed on); ignored for buffers it did not make. */

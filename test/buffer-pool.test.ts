@@ -1,7 +1,7 @@
 import t from 'tap'
 import { LRUCache } from 'lru-cache'
-import { upToEntries } from '../../src/lru-entries.ts'
-import { BufferPool } from '../../src/render/buffer-pool.ts'
+import { upToEntries } from '../src/lru-entries.ts'
+import { BufferPool } from '../src/buffer-pool.ts'
 
 t.test('a pool hands given buffers out again, up to its free bytes, and lets them go once unused', async (t) => {
   const pool = new BufferPool(512 * 1024, { blockBytes: 64 * 1024, idleMs: 20 })
