@@ -1,10 +1,12 @@
+import { createServer, type IncomingMessage, type ServerOptions, type ServerResponse } from 'node:http'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autoload from '@fastify/autoload'
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import { NixcasError } from './errors.ts'
-import { RequestLogController, logRequest, recordFailure, requestLogger, watchResponse } from './http/request-log.ts'
+import { RequestLogController, levelEnabled, logRequest, recordFailure, requestLogger, watchResponse } from './http/request-log.ts'
 import { sendNotFound } from './http/send.ts'
+import { fastNarInfo, narinfoCacheControl } from './http/fast-narinfo.ts'
 import { requireRead } from './plugins/access.ts'
 import services, { type ServicesOptions } from './plugins/services.ts'
 import shedding, { type SheddingOptions } from './plugins/shedding.ts'
@@ -22,16 +24,9 @@ if (import.meta.url.endsWith('.ts')) process.env.FASTIFY_AUTOLOAD_TYPESCRIPT ??=
  * per request, errors from the one table, and the routes under routes/. It never listens.
  */
 export async function nixcasApp(fastify: FastifyInstance, options: AppOptions): Promise<void> {
-  // Series of nixcas_http_requests_total by route, method and status: a bounded set (routes
-  // are ours, Node's parser knows a fixed list of methods), each made once.
-  const series = new Map<string, (amount?: number) => void>()
   const finished = (request: FastifyRequest, reply: FastifyReply, completed: boolean): void => {
     const status = logRequest(request, reply, fastify.stores.root.name, completed)
-    const route = request.routeOptions.url ?? 'unknown'
-    const id = `${route} ${request.method} ${status}`
-    let count = series.get(id)
-    if (count === undefined) series.set(id, (count = fastify.metrics.requests.series({ route, method: request.method, status: String(status) })))
-    count()
+    fastify.metrics.countRequest(request.routeOptions.url ?? 'unknown', request.method, status)
   }
   // First of all hooks: a client may go away at any point. Hooks that run on every request
   // take a callback rather than return a promise: the cheapest way through Fastify.
@@ -69,14 +64,43 @@ export async function nixcasApp(fastify: FastifyInstance, options: AppOptions): 
 
 /** A Fastify instance with the app registered: for the server and for tests. */
 export async function buildApp(options: AppOptions, server: FastifyServerOptions = {}): Promise<FastifyInstance> {
+  // Set once the app is registered; the server answers nothing before it listens.
+  const fast: { answer?: (request: IncomingMessage, response: ServerResponse) => boolean } = {}
   const fastify = Fastify({
     // One line per request comes from logRequest instead of Fastify's two.
     logController: new RequestLogController(),
     return503OnClosing: true,
     childLoggerFactory: requestLogger,
     forceCloseConnections: 'idle',
+    // Fastify's own HTTP/1 server, with cached narinfos answered before it (src/http/fast-narinfo.ts).
+    serverFactory: (handler, raw) => {
+      // What Fastify's own factory applies (its options with their defaults filled in).
+      const settings = raw as FastifyServerOptions & { http?: ServerOptions }
+      const httpServer = createServer(settings.http ?? {}, (request, response) => {
+        if (fast.answer?.(request, response) !== true) handler(request, response)
+      })
+      httpServer.keepAliveTimeout = settings.keepAliveTimeout ?? 72_000
+      httpServer.requestTimeout = settings.requestTimeout ?? 0
+      httpServer.setTimeout(settings.connectionTimeout ?? 0)
+      if ((settings.maxRequestsPerSocket ?? 0) > 0) httpServer.maxRequestsPerSocket = settings.maxRequestsPerSocket ?? null
+      return httpServer
+    },
     ...server,
   })
   await fastify.register(nixcasApp, options)
+  let closing = false
+  fastify.addHook('preClose', (done) => {
+    closing = true
+    done()
+  })
+  // Request lines are logged at info: then every request goes through Fastify, which logs them.
+  const logsRequests = levelEnabled(fastify.log, 'info')
+  fast.answer = fastNarInfo({
+    cached: (hash) => options.cache.cachedNarInfo(hash),
+    served: (hash) => options.accessRecorder.path(hash),
+    count: (route, method, status) => options.metrics.countRequest(route, method, status),
+    cacheControl: narinfoCacheControl(options.settings.narinfoMaxAge),
+    open: () => options.access.readsPublic && !closing && !logsRequests,
+  })
   return fastify
 }

@@ -51,12 +51,25 @@ export class Metrics {
   private readonly all: (Counter | Gauge)[] = []
 
   readonly requests = this.counter('nixcas_http_requests_total', 'HTTP requests by route, method and status')
+  /**
+   * Series of `requests`, each made once: a bounded set (routes are ours, Node's parser knows
+   * a fixed list of methods), and counting a request costs a Map lookup.
+   */
+  private readonly requestSeries = new Map<string, (amount?: number) => void>()
   readonly bytesServed = this.counter('nixcas_http_response_bytes_total', 'Body bytes sent, by route')
   readonly ingestBytes = this.counter('nixcas_ingest_bytes_total', 'NAR bytes ingested (after decompression)')
   readonly ingestedNars = this.counter('nixcas_ingested_nars_total', 'NARs ingested, by outcome')
   readonly storeRequests = this.counter('nixcas_store_requests_total', 'Store operations by instance and operation')
   readonly storeErrors = this.counter('nixcas_store_errors_total', 'Failed store operations by instance and operation')
   readonly storeRetries = this.counter('nixcas_store_retries_total', 'Retries by the retry instance and operation')
+
+  /** Counts an answered request. */
+  countRequest(route: string, method: string, status: number): void {
+    const id = `${route} ${method} ${status}`
+    let count = this.requestSeries.get(id)
+    if (count === undefined) this.requestSeries.set(id, (count = this.requests.series({ route, method, status: String(status) })))
+    count()
+  }
 
   counter(name: string, help: string): Counter {
     const counter = new Counter(name, help)

@@ -93,7 +93,7 @@ export function logRequest(request: FastifyRequest, reply: FastifyReply, rootSto
 }
 
 /** Whether a logger writes lines of `level` (pino's loggers and ours say; others are assumed to). */
-function levelEnabled(logger: FastifyBaseLogger, level: Level): boolean {
+export function levelEnabled(logger: FastifyBaseLogger, level: Level): boolean {
   return (logger as FastifyBaseLogger & { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.(level) ?? true
 }
 

@@ -33,10 +33,27 @@ function encodedCopy(body: Buffer, encoding: ContentEncoding): Buffer {
  */
 export function sendCachedBytes(request: FastifyRequest, reply: FastifyReply, type: string, cacheControl: string, body: Buffer): FastifyReply {
   reply.header('content-type', type).header('cache-control', cacheControl).header('vary', 'Accept-Encoding')
-  const accept = request.headers['accept-encoding']
-  const encoding = accept === undefined ? undefined : negotiateEncoding(accept)
-  if (encoding === undefined) return reply.send(body)
-  return reply.header('content-encoding', encoding).send(encodedCopy(body, encoding))
+  const { encoding, bytes } = cachedEncoding(body, request.headers['accept-encoding'])
+  if (encoding !== undefined) reply.header('content-encoding', encoding)
+  return reply.send(bytes)
+}
+
+/** What `Accept-Encoding` values ask for: clients send the same few again and again. */
+const negotiated = new Map<string, ContentEncoding | undefined>()
+
+/**
+ * A cached body as the client accepts it: the body itself, or its compressed copy (made once
+ * per body and encoding) with the encoding to name.
+ */
+export function cachedEncoding(body: Buffer, acceptEncoding: string | undefined): { encoding: ContentEncoding | undefined; bytes: Buffer } {
+  if (acceptEncoding === undefined) return { encoding: undefined, bytes: body }
+  let encoding = negotiated.get(acceptEncoding)
+  if (encoding === undefined && !negotiated.has(acceptEncoding)) {
+    encoding = negotiateEncoding(acceptEncoding)
+    // Any string a client sends: remembered only while few are seen.
+    if (negotiated.size < 64) negotiated.set(acceptEncoding, encoding)
+  }
+  return encoding === undefined ? { encoding, bytes: body } : { encoding, bytes: encodedCopy(body, encoding) }
 }
 
 /**
