@@ -45,6 +45,18 @@ t.test('a spool file reads back every byte added, from memory while its writes r
   t.same(await readdir(spool.dir), [], 'nothing is left on disk')
 })
 
+t.test('a spool file takes pieces too small and many for one writev (more than IOV_MAX per write)', async (t) => {
+  const spool = await Spool.open(await tempDir(t), 8 * MiB)
+  const nar = randomBytes(3 * MiB + 333)
+  const file = await spool.file(nar.length)
+  if (file === undefined) throw new Error('the spool has room')
+  for (let added = 0; added < nar.length; added += 100) await file.add(nar.subarray(added, Math.min(nar.length, added + 100)))
+  await file.flush()
+  const read = await readAll(t, file, 0, nar.length)
+  t.ok(read.equals(nar), 'every byte is in the file, in order')
+  await file.free()
+})
+
 t.test('a spool file whose writes fail fails the download and its readers, not later with wrong bytes', async (t) => {
   const dir = await tempDir(t)
   const path = join(dir, 'read-only')

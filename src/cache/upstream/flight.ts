@@ -135,19 +135,17 @@ export class Flight {
    */
   private async unpaced(signal: AbortSignal, arrived: () => void): Promise<void> {
     for await (const piece of this.download(signal, arrived)) void piece
-    await this.options.consume(this.follow(signal), signal)
+    // The ingest may transfer what it reads to a worker thread: from the file, not the pieces readers share.
+    await this.options.keep.flush()
+    await this.options.consume(this.everything(), signal)
   }
 
-  /** Every kept byte from the start, as the download adds them: what the ingest reads. */
-  private async *follow(signal: AbortSignal): AsyncGenerator<Uint8Array> {
-    for (let position = 0; ; ) {
-      if (this.downloadFailure) throw this.downloadFailure.error
-      if (position < this.produced) {
-        const bytes = await this.options.keep.read(position, this.produced - position)
-        position += bytes.length
-        yield bytes
-      } else if (this.downloaded) return
-      else await this.changed(signal)
+  /** Every byte downloaded, from the start: what the ingest reads once the download is over. */
+  private async *everything(): AsyncGenerator<Uint8Array> {
+    for (let position = 0; position < this.produced; ) {
+      const bytes = await this.options.keep.read(position, this.produced - position)
+      position += bytes.length
+      yield bytes
     }
   }
 

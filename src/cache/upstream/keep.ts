@@ -11,10 +11,12 @@ export interface Keep {
   readonly paced: boolean
   /** NAR offset of the first byte still kept. */
   readonly start: number
-  /** Keeps the next piece of the NAR; resolves to the bytes as kept. */
+  /** Keeps the next piece of the NAR, which the caller gives up; resolves to the bytes as kept. */
   add(piece: Uint8Array, signal: AbortSignal): Promise<Uint8Array>
-  /** Up to `length` kept bytes from `offset` (at least one). */
+  /** Up to `length` kept bytes from `offset` (at least one); shared with other readers unless flushed. */
   read(offset: number, length: number): Promise<Uint8Array>
+  /** Resolves once reads of every byte added return bytes of the reader's own (to change or transfer). */
+  flush(): Promise<void>
   /** Gives the room back; nothing is read after. */
   free(): Promise<void>
 }
@@ -54,6 +56,11 @@ export class Window implements Keep {
       at += piece.length
     }
     return Promise.reject(new NixcasError('INTERNAL', `offset ${offset} is not in the window`))
+  }
+
+  /** The window's pieces are shared by its readers for as long as it keeps them. */
+  flush(): Promise<void> {
+    return Promise.reject(new NixcasError('INTERNAL', 'a window cannot hand out bytes of their own'))
   }
 
   free(): Promise<void> {
