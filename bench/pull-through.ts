@@ -15,7 +15,6 @@
  */
 import { readdirSync, statSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { get } from 'node:http'
 import { loadavg, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -25,7 +24,8 @@ import { formatPublicKey, generateSecretKey, type SecretKey } from '../src/nix/s
 import { startFaultyProxy } from '../test/helpers/faulty-proxy.ts'
 import { collect } from '../test/helpers/streams.ts'
 import { initCache, publish } from '../test/helpers/upstream-cache.ts'
-import { Cleanup, sleep, startDaemon, timed, waitUntil } from './lib/procs.ts'
+import { Cleanup, sleep, startDaemon, waitUntil } from './lib/procs.ts'
+import { curlGet, median } from './shootout-client.ts'
 import { writeResultSection } from './results.ts'
 import { DOC, loadTwoVersions } from './shootout-corpus.ts'
 import { httpGet, startNginx, startNixcas, type Server } from './shootout-servers.ts'
@@ -33,21 +33,9 @@ import { freePort } from '../test/helpers/ports.ts'
 
 const LATENCY_MS = 20
 
-/** Bytes of a GET's body, read to the end and dropped (node:http: the client costs little). */
-function drain(url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    get(url, { headers: { 'accept-encoding': 'identity' } }, (response) => {
-      if (response.statusCode !== 200) {
-        response.resume()
-        reject(new Error(`GET ${url}: ${response.statusCode}`))
-        return
-      }
-      let bytes = 0
-      response.on('data', (chunk: Buffer) => (bytes += chunk.length))
-      response.on('end', () => resolve(bytes))
-      response.on('error', reject)
-    }).on('error', reject)
-  })
+/** Seconds curl takes to GET `url` (its body to /dev/null, status and size checked): the client every column shares. */
+async function download(bench: Bench, url: string): Promise<number> {
+  return (await curlGet(bench.cleanup, bench.dir, [url], 1)).seconds
 }
 
 function treeBytes(dir: string): number {
@@ -56,11 +44,6 @@ function treeBytes(dir: string): number {
   return total
 }
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2
-}
 const mbps = (bytes: number, seconds: number): string => `${(bytes / seconds / 1e6).toFixed(0)} MB/s`
 const narUrlIn = (narinfo: string): string => /^URL: (.*)$/m.exec(narinfo)?.[1] ?? 'missing'
 
@@ -124,14 +107,14 @@ async function measure(bench: Bench, nar: Buffer, method: 'none' | 'zstd', upstr
     const { server, store } = await pullingNixcas(bench, `nixcas-${method}-${upstream.slice(-5)}-${run}`, upstream)
     const narUrl = narUrlIn(await text(`${server.url}/${path.hash}.narinfo`))
     const fileUrl = narUrlIn(await text(`${upstream}/${path.hash}.narinfo`))
-    times.direct.push(await timed(() => drain(`${upstream}/${fileUrl}`)))
-    times.relay.push(await timed(() => drain(`${relay}/${fileUrl}`)))
-    times.first.push(await timed(() => drain(`${server.url}/${narUrl}`)))
+    times.direct.push(await download(bench, `${upstream}/${fileUrl}`))
+    times.relay.push(await download(bench, `${relay}/${fileUrl}`))
+    times.first.push(await download(bench, `${server.url}/${narUrl}`))
     await untilStored(server.url, path.hash)
-    times.second.push(await timed(() => drain(`${server.url}/${narUrl}`)))
+    times.second.push(await download(bench, `${server.url}/${narUrl}`))
     // Like the second download, the first NAR this process renders from its store.
     const localServer = await local()
-    times.local.push(await timed(() => drain(`${localServer.url}/${narUrl}`)))
+    times.local.push(await download(bench, `${localServer.url}/${narUrl}`))
     await localServer.stop()
     await server.stop()
     await rm(store, { recursive: true, force: true })
@@ -148,7 +131,7 @@ async function storedBytes(bench: Bench, upstream: string): Promise<{ upstream: 
     const nar = await collect(writeNar(dumpPath(version.storePath)))
     const path = await publish(bench.root, nar, 'none', bench.key)
     upstreamBytes += path.fileSize
-    await drain(`${server.url}/${narUrlIn(await text(`${server.url}/${path.hash}.narinfo`))}`)
+    await download(bench, `${server.url}/${narUrlIn(await text(`${server.url}/${path.hash}.narinfo`))}`)
     await untilStored(server.url, path.hash)
   }
   await server.stop()
@@ -196,7 +179,7 @@ export async function benchPullThrough(): Promise<void> {
       'pull-through',
       `## pull-through (\`npm run bench -- pull-through\`)
 
-NAR of ${tree}, ${(nar.length / 1e6).toFixed(1)} MB; medians of ${bench.runs} runs; each first download into a fresh \`nixcas serve\` process, each local NAR read by a fresh process on the store it was uploaded to; MB/s of NAR bytes (for zstd, "direct" is the compressed file, not decoded). "bare relay" is bench/lib/relay.ts, its own process: each GET forwarded to the upstream and streamed back unread, unchecked and unkept, the ceiling of any server that relays the bytes through one Node process on these cores. Load average ${load} at the start, ${endLoad} at the end.
+NAR of ${tree}, ${(nar.length / 1e6).toFixed(1)} MB; medians of ${bench.runs} runs; each first download into a fresh \`nixcas serve\` process, each local NAR read by a fresh process on the store it was uploaded to; MB/s of NAR bytes (for zstd, "direct" is the compressed file, not decoded), each GET by curl as in the shootout (time_total: its own start-up left out). "bare relay" is bench/lib/relay.ts, its own process: each GET forwarded to the upstream and streamed back unread, unchecked and unkept, the ceiling of any server that relays the bytes through one Node process on these cores. Load average ${load} at the start, ${endLoad} at the end.
 
 | upstream | upstream file | direct from nginx | bare relay (÷ direct) | first through nixcas | second through nixcas | local NAR | first/direct | first/local | second/local |
 |---|---|---|---|---|---|---|---|---|---|

@@ -9,6 +9,10 @@ import { join } from 'node:path'
 import { runCommand, sleep, timed, type Cleanup } from './lib/procs.ts'
 
 export interface Transfer {
+  /**
+   * One connection: the sum of curl's own times per transfer (its start-up is not the
+   * server's, and would weigh on a single fast transfer); several: wall time of the whole run.
+   */
   seconds: number
   /** Body bytes moved (downloaded, or uploaded). */
   bytes: number
@@ -27,23 +31,25 @@ const quote = (text: string): string => `"${text.replace(/\\/g, '\\\\').replace(
 async function curl(cleanup: Cleanup, dir: string, lines: string[], jobs: number, connections: number, options: { upload: boolean; timeoutMs: number }): Promise<Transfer> {
   const config = join(dir, `curl-${++configs}.conf`)
   await writeFile(config, `${lines.join('\n')}\n`)
-  const args = ['--silent', '--show-error', '--config', config, '--write-out', `%{http_code} %{${options.upload ? 'size_upload' : 'size_download'}} %{num_connects}\\n`]
+  const args = ['--silent', '--show-error', '--config', config, '--write-out', `%{http_code} %{${options.upload ? 'size_upload' : 'size_download'}} %{num_connects} %{time_total}\\n`]
   if (options.upload) args.push('--header', 'Expect:')
   if (connections > 1) args.push('--parallel', '--parallel-immediate', '--parallel-max', String(connections))
   let stdout = ''
-  const seconds = await timed(async () => ({ stdout } = await runCommand(cleanup, 'curl', args, { timeoutMs: options.timeoutMs })))
+  const wall = await timed(async () => ({ stdout } = await runCommand(cleanup, 'curl', args, { timeoutMs: options.timeoutMs })))
   const results = stdout.trim().split('\n').filter(Boolean)
   if (results.length !== jobs) throw new Error(`curl reported ${results.length} transfers of ${jobs}`)
   let bytes = 0
   let opened = 0
+  let transferring = 0
   for (const result of results) {
-    const [status, size, connects] = result.split(' ').map(Number)
+    const [status, size, connects, total] = result.split(' ').map(Number)
     const ok = options.upload ? status === 200 || status === 201 || status === 204 : status === 200
     if (!ok) throw new Error(`curl: a transfer answered ${status} (config ${config})`)
     bytes += size ?? 0
     opened += connects ?? 0
+    transferring += total ?? 0
   }
-  return { seconds, bytes, connections: opened }
+  return { seconds: connections > 1 ? wall : transferring, bytes, connections: opened }
 }
 
 /** GETs every URL, bodies discarded, on `connections` keep-alive connections. */

@@ -92,36 +92,47 @@ export async function measureIngest(ctx: Context): Promise<Record<1 | 4, Pair>> 
 }
 
 export interface S3Results {
+  /** Seconds of the GET as a new process's first request, and as one from a process that served another NAR first. */
   seconds: number[]
-  /** Requests nixcas made to S3 (counted at the proxy) for each GET of the NAR. */
+  warmSeconds: number[]
+  /** Requests nixcas made to S3 (counted at the proxy) for each GET of the NAR, in either process. */
   requests: number[]
   latencyMs: number
 }
 
 /**
  * The doc NAR from nixcas on S3 (s3rver) with `latencyMs` added to every S3 request. It is
- * uploaded straight to s3rver; each measured GET is from a fresh nixcas process, so no
- * in-process cache answers for S3.
+ * uploaded straight to s3rver, with a small NAR beside it; each measured GET is from a new
+ * nixcas process, so no in-process cache answers for S3: once as the process's first
+ * request, once after it served the small NAR (a running server, whose code is compiled,
+ * has not laid this NAR out either).
  */
 export async function measureS3(ctx: Context, latencyMs = 20): Promise<S3Results> {
   const s3 = await startS3Behind(ctx.cleanup, latencyMs)
   const work = fresh(ctx, 'clients')
   await mkdir(work)
   const filler = await nixcasOn(ctx, s3.direct)
-  const fill = await curlPut(ctx.cleanup, work, [{ file: join(ctx.cache, ctx.doc.narUrl), url: `${filler.url}/${ctx.doc.narUrl}` }], 1)
-  console.log(`  the doc NAR PUT into nixcas on s3rver (no added latency) in ${fill.seconds.toFixed(1)} s`)
-  await curlPut(ctx.cleanup, work, [{ file: join(ctx.cache, `${ctx.doc.hashPart}.narinfo`), url: `${filler.url}/${ctx.doc.hashPart}.narinfo` }], 1)
+  const small = ctx.closure.find((path) => path.narSize < 1024 * 1024 && path.storePath !== ctx.doc.storePath) ?? ctx.doc
+  for (const path of new Set([ctx.doc, small])) {
+    const fill = await curlPut(ctx.cleanup, work, [{ file: join(ctx.cache, path.narUrl), url: `${filler.url}/${path.narUrl}` }], 1)
+    if (path === ctx.doc) console.log(`  the doc NAR PUT into nixcas on s3rver (no added latency) in ${fill.seconds.toFixed(1)} s`)
+    await curlPut(ctx.cleanup, work, [{ file: join(ctx.cache, `${path.hashPart}.narinfo`), url: `${filler.url}/${path.hashPart}.narinfo` }], 1)
+  }
   const { narUrl } = await narOf(filler.url, ctx.doc.storePath)
+  const smallUrl = (await narOf(filler.url, small.storePath)).narUrl
   await filler.stop()
-  const results: S3Results = { seconds: [], requests: [], latencyMs }
+  const results: S3Results = { seconds: [], warmSeconds: [], requests: [], latencyMs }
   for (let rep = 0; rep < ctx.reps; rep++) {
-    const nixcas = await nixcasOn(ctx, s3.viaProxy)
-    s3.resetRequests()
-    const transfer = await curlGet(ctx.cleanup, work, [`${nixcas.url}/${narUrl}`], 1, 20 * 60_000)
-    results.requests.push(s3.requests())
-    await nixcas.stop()
-    if (transfer.bytes !== ctx.doc.narSize) throw new Error(`the doc NAR from S3 was ${transfer.bytes} bytes, not ${ctx.doc.narSize}`)
-    results.seconds.push(transfer.seconds)
+    for (const warm of [false, true]) {
+      const nixcas = await nixcasOn(ctx, s3.viaProxy)
+      if (warm) await curlGet(ctx.cleanup, work, [`${nixcas.url}/${smallUrl}`], 1)
+      s3.resetRequests()
+      const transfer = await curlGet(ctx.cleanup, work, [`${nixcas.url}/${narUrl}`], 1, 20 * 60_000)
+      results.requests.push(s3.requests())
+      await nixcas.stop()
+      if (transfer.bytes !== ctx.doc.narSize) throw new Error(`the doc NAR from S3 was ${transfer.bytes} bytes, not ${ctx.doc.narSize}`)
+      ;(warm ? results.warmSeconds : results.seconds).push(transfer.seconds)
+    }
   }
   return results
 }
