@@ -28,7 +28,7 @@ function gate(): Gate {
  * everything and then waits for the test to say it stored the NAR; and a castore that
  * serves the whole NAR once stored. Kept in a window, or in a real spool file.
  */
-async function harness(t: Test, pieces: number, keepIn: 'window' | 'spool', windowBytes = 1_000) {
+async function harness(t: Test, pieces: number, keepIn: 'window' | 'spool', windowBytes = 1_000, { transferring = false } = {}) {
   const nar = Buffer.from(Array.from({ length: pieces * PIECE }, (_, index) => index % 251))
   const budget = new ByteBudget(1024 * 1024)
   const spool = keepIn === 'spool' ? await Spool.open(await tempDir(t), 1024 * 1024) : undefined
@@ -50,7 +50,9 @@ async function harness(t: Test, pieces: number, keepIn: 'window' | 'spool', wind
         for (let index = 0; index < pieces; index++) {
           await Promise.race([next, aborted])
           state.sent++
-          yield nar.subarray(index * PIECE, (index + 1) * PIECE)
+          const piece = nar.subarray(index * PIECE, (index + 1) * PIECE)
+          // A socket's or a decoder's pieces are buffers of their own.
+          yield transferring ? new Uint8Array(piece) : piece
         }
         if (!(await Promise.race([verdict.promise, aborted]))) throw new Error('NarHash mismatch')
       } finally {
@@ -58,7 +60,11 @@ async function harness(t: Test, pieces: number, keepIn: 'window' | 'spool', wind
       }
     },
     async consume(bytes) {
-      for await (const piece of bytes) state.consumed += piece.length
+      for await (const piece of bytes) {
+        state.consumed += piece.length
+        // As the ingest does: a piece that is a whole buffer of its own moves to a worker thread.
+        if (transferring && piece.byteOffset === 0 && piece.byteLength === piece.buffer.byteLength) structuredClone(piece.buffer, { transfer: [piece.buffer as ArrayBuffer] })
+      }
       if (!(await state.ingested.promise)) throw new Error('the store failed')
     },
     async *local(range) {
@@ -169,6 +175,20 @@ t.test('window: a reader the window left behind is served from the castore once 
   t.ok((await late).equals(h.nar), 'the late joiner got the whole NAR')
   t.same(h.state.local, [{ start: 0, end: h.nar.length }], 'from the castore, from its own offset')
 })
+
+for (const keepIn of ['window', 'spool'] as const) {
+  t.test(`${keepIn}: an ingest that takes over the buffers it is handed leaves readers behind it their bytes`, async (t) => {
+    const h = await harness(t, 8, keepIn, 1_000, { transferring: true })
+    for (let index = 0; index < 4; index++) await h.step()
+    t.ok(h.state.consumed > 0 || keepIn === 'spool', 'the ingest has taken pieces')
+    // Starts after the ingest took the first pieces (a window still holds them all).
+    const late = collect(h.flight.read(whole(h.nar), signal()))
+    h.flowAll()
+    h.verdict.open(true)
+    t.ok((await late).equals(h.nar), 'the reader gets every byte')
+    await h.flight.settled
+  })
+}
 
 t.test('spool: clients get the whole NAR while the ingest is still storing it; late joiners read the spool', async (t) => {
   const h = await harness(t, 6, 'spool')

@@ -1,5 +1,6 @@
 import type { ByteBudget } from '../../budget.ts'
 import { NixcasError } from '../../errors.ts'
+import { Pieces } from './pieces.ts'
 
 /**
  * Where one upstream download keeps its decoded bytes for the clients sharing it: a window
@@ -24,38 +25,39 @@ export interface Keep {
 /** The last `windowBytes` of a download in memory (one piece more is held), taken from the shared budget. */
 export class Window implements Keep {
   readonly paced = true
-  start = 0
-  private pieces: Uint8Array[] = []
-  private held = 0
+  /** Copies: the piece itself goes on to the ingest, which may take it over (transfer it to a worker thread). */
+  private held: Pieces
 
   constructor(
     private readonly windowBytes: number,
     private readonly budget: ByteBudget,
-  ) {}
+  ) {
+    this.held = this.empty()
+  }
+
+  /** Blocks of at most a quarter of the window, so that it moves on in steps smaller than itself. */
+  private empty(): Pieces {
+    return new Pieces(true, Math.min(64 * 1024, Math.max(1, Math.floor(this.windowBytes / 4))))
+  }
+
+  get start(): number {
+    return this.held.start
+  }
 
   async add(piece: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
-    // The window's own copy: the ingest may hand its buffers to a worker thread.
-    const copy = new Uint8Array(piece)
-    await this.budget.acquire(copy.length, this.held === 0, signal)
-    this.pieces.push(copy)
-    this.held += copy.length
-    for (let first = this.pieces[0]; first !== undefined && this.held - first.length >= this.windowBytes; first = this.pieces[0]) {
-      this.pieces.shift()
-      this.held -= first.length
-      this.start += first.length
-      this.budget.release(first.length)
+    await this.budget.acquire(piece.length, this.held.end === this.held.start, signal)
+    this.held.append(piece)
+    for (let first = this.held.firstLength; first !== undefined && this.held.end - this.held.start - first >= this.windowBytes; first = this.held.firstLength) {
+      this.held.dropFirst(1)
+      this.budget.release(first)
     }
-    return copy
+    return piece
   }
 
   /** Synchronous in substance: what was checked to be in the window is still there. */
-  read(offset: number, length: number): Promise<Uint8Array> {
-    let at = this.start
-    for (const piece of this.pieces) {
-      if (offset < at + piece.length) return Promise.resolve(piece.subarray(offset - at, Math.min(piece.length, offset - at + length)))
-      at += piece.length
-    }
-    return Promise.reject(new NixcasError('INTERNAL', `offset ${offset} is not in the window`))
+  // eslint-disable-next-line @typescript-eslint/require-await -- the Keep contract is async; a bad offset rejects
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    return this.held.read(offset, length)
   }
 
   /** The window's pieces are shared by its readers for as long as it keeps them. */
@@ -64,9 +66,10 @@ export class Window implements Keep {
   }
 
   free(): Promise<void> {
-    this.budget.release(this.held)
-    this.held = 0
-    this.pieces = []
+    this.budget.release(this.held.end - this.held.start)
+    const start = this.held.end
+    this.held = this.empty()
+    this.held.start = this.held.end = start
     return Promise.resolve()
   }
 }

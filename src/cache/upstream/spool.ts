@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { ByteBudget } from '../../budget.ts'
 import { NixcasError } from '../../errors.ts'
 import type { Keep } from './keep.ts'
+import { Pieces } from './pieces.ts'
 
 const SUFFIX = '.spool'
 /** Bytes one read of a spool file returns at most: what a response or the ingest takes at once. */
@@ -96,23 +97,18 @@ async function writeAll(handle: FileHandle, pieces: Uint8Array[], position: numb
 /**
  * One download's spool file: appended by the download, read anywhere already added. The
  * newest bytes are read from memory: the pieces as added (the download hands them over, so
- * they are neither copied nor changed), kept until the write that holds them is done;
- * writes go one after the other, in order, while the download goes on. Bytes read from
- * memory are shared with other readers: a reader must not change them or transfer them.
+ * they are not copied unless small; see Pieces), held until the write that holds them is
+ * done; writes go one after the other, in order, while the download goes on. Bytes read
+ * from memory are shared with other readers: a reader must not change them or transfer them.
  */
 export class SpoolFile implements Keep {
   readonly paced = false
   readonly start = 0
-  /** Bytes in the file. */
-  private inFile = 0
-  /** Pieces not yet in the file, in order from offset `inFile`; the first `queued` of them are being written. */
-  private held: Uint8Array[] = []
-  /** Each held piece's NAR offset. */
-  private heldAt: number[] = []
-  private heldBytes = 0
-  /** Held pieces handed to the writes, and their bytes. */
+  /** Bytes not yet in the file, from the file's end on (held.start is the file's size). */
+  private readonly held = new Pieces(false)
+  /** Held pieces handed to the writes, and where the bytes handed over end. */
   private queued = 0
-  private queuedBytes = 0
+  private queuedEnd = 0
   /** The writes in progress, as one chain; rejects (and every add after it) once a write failed. */
   private writing: Promise<void> = Promise.resolve()
   private writeFailure: { error: unknown } | undefined
@@ -127,59 +123,41 @@ export class SpoolFile implements Keep {
   /** Keeps `piece` itself: the caller gives it up. */
   async add(piece: Uint8Array): Promise<Uint8Array> {
     if (this.writeFailure) throw this.writeFailure.error
-    const end = this.inFile + this.heldBytes
-    if (end + piece.length > this.size) throw new NixcasError('INTERNAL', `a spool file of ${this.size} bytes was given more`)
-    if (piece.length === 0) return piece
-    this.held.push(piece)
-    this.heldAt.push(end)
-    this.heldBytes += piece.length
-    if (this.heldBytes - this.queuedBytes >= WRITE_BYTES || end + piece.length === this.size) {
+    if (this.held.end + piece.length > this.size) throw new NixcasError('INTERNAL', `a spool file of ${this.size} bytes was given more`)
+    this.held.append(piece)
+    if (this.held.end - this.queuedEnd >= WRITE_BYTES || this.held.end === this.size) {
       this.queue()
-      if (this.heldBytes > BEHIND_BYTES) await this.writing
+      if (this.held.end - this.held.start > BEHIND_BYTES) await this.writing
     }
     return piece
   }
 
   /** Hands the held pieces not yet queued to the writes, as one writev after those before. */
   private queue(): void {
-    const pieces = this.held.slice(this.queued)
-    const bytes = this.heldBytes - this.queuedBytes
-    this.queued = this.held.length
-    this.queuedBytes = this.heldBytes
+    this.held.seal()
+    const pieces = this.held.from(this.queued)
+    const position = this.queuedEnd
+    this.queued += pieces.length
+    this.queuedEnd = this.held.end
     this.writing = this.writing.then(async () => {
-      await writeAll(this.handle, pieces, this.inFile)
-      this.inFile += bytes
-      this.held.splice(0, pieces.length)
-      this.heldAt.splice(0, pieces.length)
-      this.heldBytes -= bytes
+      await writeAll(this.handle, pieces, position)
+      this.held.dropFirst(pieces.length)
       this.queued -= pieces.length
-      this.queuedBytes -= bytes
     })
     this.writing.catch((error: unknown) => (this.writeFailure ??= { error }))
   }
 
   /** Resolves once every byte added is in the file (reads of them then return buffers of their own). */
   async flush(): Promise<void> {
-    if (this.queuedBytes < this.heldBytes) this.queue()
+    if (this.queuedEnd < this.held.end) this.queue()
     await this.writing
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     if (this.writeFailure) throw this.writeFailure.error
-    if (offset >= this.inFile) {
-      // The last held piece that starts at or before `offset`.
-      let low = 0
-      for (let high = this.heldAt.length - 1; low < high; ) {
-        const middle = (low + high + 1) >> 1
-        if ((this.heldAt[middle] ?? 0) <= offset) low = middle
-        else high = middle - 1
-      }
-      const piece = this.held[low]
-      const from = offset - (this.heldAt[low] ?? 0)
-      if (piece === undefined || from < 0 || from >= piece.length) throw new NixcasError('INTERNAL', `offset ${offset} is not in the spool file`)
-      return piece.subarray(from, Math.min(piece.length, from + length))
-    }
-    const wanted = Math.min(length, READ_BYTES, this.inFile - offset)
+    if (offset >= this.held.start) return this.held.read(offset, length)
+    const inFile = this.held.start
+    const wanted = Math.min(length, READ_BYTES, inFile - offset)
     const buffer = Buffer.allocUnsafe(wanted)
     const { bytesRead } = await this.handle.read(buffer, 0, wanted, offset)
     if (bytesRead === 0) throw new NixcasError('INTERNAL', `the spool file ends before offset ${offset}`)
