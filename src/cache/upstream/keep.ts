@@ -55,7 +55,6 @@ export class Window implements Keep {
   }
 
   /** Synchronous in substance: what was checked to be in the window is still there. */
-  // eslint-disable-next-line @typescript-eslint/require-await -- the Keep contract is async; a bad offset rejects
   async read(offset: number, length: number): Promise<Uint8Array> {
     return this.held.read(offset, length)
   }
