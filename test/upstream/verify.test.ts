@@ -75,6 +75,31 @@ t.test('upstream narinfos and NARs are checked before anything is served whole o
     t.notMatch(await (await fetch(`${windowed.url}/metrics`)).text(), /nixcas_upstream_spool_bytes/, 'no spool at all')
   })
 
+  await t.test('through a window, a client that reads slowly gets every byte while another keeps up and the ingest takes its pieces', async (t) => {
+    const windowed = await serve(t, { upstreams: [upstream], upstreamSpoolBytes: 0 })
+    const tree = join(dir, `tree-${newPathHash()}`)
+    await mkdir(tree)
+    await writeFile(join(tree, 'data'), randomBytes(6 * 1024 * 1024))
+    const big = (await narOf(tree)).bytes
+    const path = await publish(root, big, 'none', key)
+    const narUrl = `${windowed.url}/${/^URL: (.*)$/m.exec(await (await fetch(`${windowed.url}/${path.hash}.narinfo`)).text())?.[1] ?? 'missing'}`
+    const slowly = async (): Promise<Buffer> => {
+      const response = await fetch(narUrl, { headers: { 'accept-encoding': 'identity' } })
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+      const parts: Uint8Array[] = []
+      for (let next = await reader.read(); !next.done; next = await reader.read()) {
+        parts.push(next.value)
+        await new Promise((resolve) => setTimeout(resolve, 2))
+      }
+      return Buffer.concat(parts)
+    }
+    const [fast, slow] = await Promise.all([get(narUrl), slowly()])
+    t.ok(fast.body?.equals(big), 'the client that keeps up: byte-identical')
+    t.ok(slow.equals(big), 'the slow client: byte-identical')
+    await windowed.options.pullThrough.idle()
+    t.equal((await fetch(`${windowed.url}/${path.hash}.ls`)).status, 200, 'stored')
+  })
+
   await t.test('another path with a NAR stored here already becomes local with no download', async (t) => {
     const before = (await nginx.requests()).filter((line) => line.startsWith('GET /nar/')).length
     const path = await publish(root, nar, 'xz', key)

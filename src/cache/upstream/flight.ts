@@ -12,7 +12,10 @@ export interface FlightOptions {
    * if the whole NAR matched its NarHash and NarSize, else it throws.
    */
   source(signal: AbortSignal): AsyncIterable<Uint8Array>
-  /** Checks and stores what `bytes` yields; resolves once the NAR is a local path. */
+  /**
+   * Checks and stores what `bytes` yields; resolves once the NAR is a local path. What it
+   * yields is the consumer's to keep (it may move it to another thread): nobody else reads it.
+   */
   consume(bytes: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<void>
   /** Renders a range of the NAR once stored: for readers the window has left behind. */
   local(range: NarRange, signal: AbortSignal): AsyncIterable<Uint8Array>

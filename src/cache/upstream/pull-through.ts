@@ -186,7 +186,8 @@ export class PullThrough {
   private async store(path: UpstreamPath, bytes: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<void> {
     const { narinfo } = path
     try {
-      const result = await this.cache.ingest(bytes, { method: 'none', expectedNarHash: narinfo.narHash, maxNarSize: narinfo.narSize, signal })
+      // The flight hands over what it yields (a window keeps a copy of its own, a spool file's reads are fresh): no copy here.
+      const result = await this.cache.ingest(bytes, { method: 'none', expectedNarHash: narinfo.narHash, maxNarSize: narinfo.narSize, signal, handOver: true })
       if (result.narSize !== narinfo.narSize) throw new NixcasError('BAD_NAR', `the NAR has ${result.narSize} bytes, its narinfo says ${narinfo.narSize}`)
       await this.cache.recordPath(path.hash, narinfo, result.root)
     } catch (error) {
