@@ -10,6 +10,7 @@ import { recordFailure } from '../src/http/request-log.ts'
 import { sendNotFound, sendPieces } from '../src/http/send.ts'
 import { clientGone, uploadBody } from '../src/http/upload-body.ts'
 import { formatNixHash } from '../src/nix/hash.ts'
+import { isStorePathHash } from '../src/nix/store-path.ts'
 import { requireWrite } from '../src/plugins/access.ts'
 import type { NarRange } from '../src/render/render.ts'
 
@@ -28,9 +29,11 @@ function narHeaders(reply: FastifyReply, etag: string | undefined): void {
 /**
  * GET, HEAD and PUT under /nar/. `<narhash>.nar` is the NAR itself (ranges, revalidation,
  * optional Content-Encoding); every other name a NAR was uploaded under is served in the
- * compression its name says, made on the fly. A query string (`….nar?hash=…`) is ignored.
- * A GET of a `<narhash>.nar` known only from an upstream narinfo is pulled through (see
- * src/cache/upstream); a HEAD answers for stored NARs only, so a push never downloads one.
+ * compression its name says, made on the fly. A query string (`….nar?hash=…`) is ignored,
+ * except by a GET of a `<narhash>.nar` known only from an upstream narinfo: that is pulled
+ * through (see src/cache/upstream), and `hash` names the store path whose upstream narinfo
+ * tells of it (in the URLs pulled narinfos give). A HEAD answers for stored NARs only, so a
+ * push never downloads one.
  */
 export default async function narRoutes(fastify: FastifyInstance): Promise<void> {
   // Uploads are streamed from request.raw by the handler, never buffered by a parser.
@@ -92,12 +95,13 @@ export default async function narRoutes(fastify: FastifyInstance): Promise<void>
     },
   })
 
-  fastify.get<{ Params: { file: string } }>('/nar/:file', { exposeHeadRoute: false }, async (request: NarRequest, reply) => {
+  fastify.get<{ Params: { file: string }; Querystring: { hash?: unknown } }>('/nar/:file', { exposeHeadRoute: false }, async (request, reply) => {
     const located = await locate(request.params.file, (narHash) => fastify.nars.find(narHash))
     if (!located) {
       // Known only from an upstream narinfo: downloaded once, served as it is stored.
       const byHash = await fastify.cache.narFile(request.params.file)
-      const pulled = byHash?.byHash ? await fastify.pullThrough.open(byHash.narHash) : undefined
+      const hint = request.query.hash
+      const pulled = byHash?.byHash ? await fastify.pullThrough.open(byHash.narHash, typeof hint === 'string' && isStorePathHash(hint) ? hint : undefined) : undefined
       if (byHash && pulled) return sendIdentity(request, reply, pulled.size, (range, signal) => pulled.read(range, signal), `"${byHash.narHash}"`, keptPiece)
       return sendNotFound(reply, 'no such NAR')
     }

@@ -7,6 +7,7 @@ import { buildClosure, type Closure } from '../helpers/closure.ts'
 import { nix, skipWithoutNix } from '../helpers/nix.ts'
 import { makeKeys, nixClient, serve, type Keys } from '../helpers/nix-client.ts'
 import { startNginx } from '../helpers/nginx.ts'
+import { startRoundRobin } from '../helpers/round-robin.ts'
 import { tempDir } from '../helpers/trees.ts'
 import { encodeNixbase32 } from '../../src/nix/nixbase32.ts'
 
@@ -43,8 +44,10 @@ t.test('pull-through from nginx serving a nix copy cache (xz and zstd), signed b
   const root = join(dir, 'upstream')
   const xz = await buildClosure(dir)
   const zstd = await buildClosure(dir)
+  const spread = await buildClosure(dir)
   await pushToFileCache(root, upstreamKeys, xz, 'xz')
   await pushToFileCache(root, upstreamKeys, zstd, 'zstd')
+  await pushToFileCache(root, upstreamKeys, spread, 'xz')
   const nginx = await startNginx(t, dir, root)
   const config = {
     stores: { stores: {}, root: `file://${join(dir, 'nixcas')}` },
@@ -68,7 +71,7 @@ t.test('pull-through from nginx serving a nix copy cache (xz and zstd), signed b
     t.match(narinfo, /^Sig: upstream-test-1:/m, "the upstream's signature is kept")
     t.match(narinfo, /^Sig: nixcas-pull-1:/m, 'ours is added')
     const narUrl = /^URL: (.*)$/m.exec(narinfo)?.[1] ?? ''
-    t.match(narUrl, /^nar\/[0-9a-z]{52}\.nar$/)
+    t.equal(narUrl, `nar/${/^NarHash: sha256:([0-9a-z]{52})$/m.exec(narinfo)?.[1] ?? 'missing'}.nar?hash=${hashOf(zstd.top)}`, 'our NAR URL, naming the store path')
     const expected = await nix('nix-store', ['--dump', zstd.top])
     const bodies = await Promise.all(
       Array.from({ length: 20 }, async () => Buffer.from(await (await fetch(`${url}/${narUrl}`, { headers: { 'accept-encoding': 'identity' } })).arrayBuffer())),
@@ -83,6 +86,24 @@ t.test('pull-through from nginx serving a nix copy cache (xz and zstd), signed b
     t.match(metrics, /nixcas_upstream_narinfo_lookups_total\{upstream="[^"]+",outcome="hit"\} \d+/)
     t.match(metrics, /nixcas_upstream_bytes_total\{upstream="[^"]+"\} [1-9]/)
     t.match(metrics, /^nixcas_upstream_spool_bytes 0$/m, 'the spool is given back')
+  })
+
+  await t.test('replicas behind a load balancer: a NAR URL one replica gave is pulled by another', async (t) => {
+    const replica = await serve(t, config)
+    const narinfo = await (await fetch(`${url}/${hashOf(spread.dep)}.narinfo`)).text()
+    const narUrl = /^URL: (.*)$/m.exec(narinfo)?.[1] ?? ''
+    const wrong = narUrl.replace(/\?hash=.*/, `?hash=${hashOf(spread.top)}`)
+    t.equal((await fetch(`${replica.url}/${wrong}`)).status, 404, 'a hash naming a path of another NAR is a miss')
+    t.equal((await fetch(`${replica.url}/${narUrl.replace(/\?hash=.*/, '?hash=nope')}`)).status, 404, 'so is one that is not a store path hash')
+    t.equal((await fetch(`${replica.url}/${narUrl.replace(/\?hash=.*/, '')}`)).status, 404, 'and a URL without it')
+    const expected = await nix('nix-store', ['--dump', spread.dep])
+    const other = await fetch(`${replica.url}/${narUrl}`, { headers: { 'accept-encoding': 'identity' } })
+    t.equal(other.status, 200, 'the replica that never saw the narinfo serves the NAR')
+    t.ok(Buffer.from(await other.arrayBuffer()).equals(expected), 'byte-identical')
+    // The real Nix client, every request to the next replica in turn.
+    const balancer = await startRoundRobin(t, [url, replica.url])
+    await pullInto(t, dir, balancer.url, upstreamKeys.publicKey, spread)
+    t.ok(balancer.served.every((count) => count > 0), `both replicas answered (${balancer.served.join(', ')} requests)`)
   })
 
   await t.test('the real Nix client pulls closures through nixcas as its only substituter', async (t) => {

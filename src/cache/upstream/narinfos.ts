@@ -35,7 +35,8 @@ export interface UpstreamNarInfosOptions {
 /**
  * narinfo pull-through: a path not stored here is asked of the upstreams in priority
  * order, and the first verified narinfo wins. It is answered pointing at our own
- * `nar/<narhash>.nar` (Compression: none, as every NAR here is served), with the upstream's
+ * `nar/<narhash>.nar?hash=<store path hash>` (Compression: none, as every NAR here is
+ * served), with the upstream's
  * signatures kept (they sign the fingerprint, not the URL) and ours added, so clients may
  * trust either key. A miss of every upstream is remembered for `negativeTtlMs`; an upstream
  * that fails or is slow is a miss now and is asked again next time. Nothing here ever
@@ -132,7 +133,9 @@ export class UpstreamNarInfos {
 
   private remember(hash: string, upstream: UpstreamClient, narinfo: NarInfo, method: CodecMethod): UpstreamPath {
     const narHash = encodeNixbase32(narinfo.narHash.digest)
-    const served: NarInfo = { ...narinfo, url: `nar/${narHash}.nar`, compression: 'none' }
+    // The store path hash rides along (`?hash=`, as other Nix caches write it): a replica that
+    // never saw this narinfo can still pull the NAR a client asks it for (see PullThrough.open).
+    const served: NarInfo = { ...narinfo, url: `nar/${narHash}.nar?hash=${hash}`, compression: 'none' }
     delete served.fileHash
     delete served.fileSize
     const signed = this.options.signingKeys.length > 0 ? signNarInfo(served, this.options.signingKeys, this.options.storeDir) : served

@@ -4,6 +4,7 @@ import type { ByteBudget } from '../../budget.ts'
 import { decode } from '../../codec/decode.ts'
 import { isNixcasError, NixcasError } from '../../errors.ts'
 import { formatNixHash } from '../../nix/hash.ts'
+import { encodeNixbase32 } from '../../nix/nixbase32.ts'
 import type { NarInfo } from '../../nix/narinfo.ts'
 import type { NarRange } from '../../render/render.ts'
 import type { BinaryCache } from '../binary-cache.ts'
@@ -89,8 +90,8 @@ export class PullThrough {
    * its NAR missing) throws, so the client gets an error status rather than a response cut
    * short. Undefined when no upstream narinfo names it.
    */
-  async open(narHashBase32: string): Promise<PulledNar | undefined> {
-    const path = this.narinfos.byNar(narHashBase32)
+  async open(narHashBase32: string, pathHash?: string): Promise<PulledNar | undefined> {
+    const path = this.narinfos.byNar(narHashBase32) ?? (await this.byPathHash(narHashBase32, pathHash))
     if (path === undefined) return undefined
     const size = path.narinfo.narSize
     let flying = this.flights.get(narHashBase32)
@@ -104,6 +105,19 @@ export class PullThrough {
     const flight = await flying
     await flight.ready
     return { size, read: (range, signal) => flight.read(range, signal) }
+  }
+
+  /**
+   * The upstream path a NAR URL's `?hash=` names, when its verified narinfo has this NAR: how
+   * a replica serves a NAR URL another replica handed out (behind a load balancer, Nix's
+   * narinfo and NAR requests may reach different processes, and upstream narinfos live in
+   * memory). The hint is only a hint: the narinfo is looked up and checked as for a narinfo
+   * request, and a NarHash that differs is a miss.
+   */
+  private async byPathHash(narHashBase32: string, pathHash: string | undefined): Promise<UpstreamPath | undefined> {
+    if (pathHash === undefined) return undefined
+    const path = await this.narinfos.lookup(pathHash)
+    return path !== undefined && encodeNixbase32(path.narinfo.narHash.digest) === narHashBase32 ? path : undefined
   }
 
   /** Resolves once every download now in progress has ended (stored or not). */
