@@ -25,19 +25,18 @@ export interface Keep {
 /** The last `windowBytes` of a download in memory (one piece more is held), taken from the shared budget. */
 export class Window implements Keep {
   readonly paced = true
-  /** Copies: the piece itself goes on to the ingest, which may take it over (transfer it to a worker thread). */
-  private held: Pieces
+  /**
+   * Copies: the piece itself goes on to the ingest, which may take it over (transfer it to a
+   * worker thread). Blocks of at most a quarter of the window, so that it moves on in steps
+   * smaller than itself.
+   */
+  private readonly held: Pieces
 
   constructor(
     private readonly windowBytes: number,
     private readonly budget: ByteBudget,
   ) {
-    this.held = this.empty()
-  }
-
-  /** Blocks of at most a quarter of the window, so that it moves on in steps smaller than itself. */
-  private empty(): Pieces {
-    return new Pieces(true, Math.min(64 * 1024, Math.max(1, Math.floor(this.windowBytes / 4))))
+    this.held = new Pieces(true, Math.min(64 * 1024, Math.max(1, Math.floor(windowBytes / 4))))
   }
 
   get start(): number {
@@ -66,9 +65,7 @@ export class Window implements Keep {
 
   free(): Promise<void> {
     this.budget.release(this.held.end - this.held.start)
-    const start = this.held.end
-    this.held = this.empty()
-    this.held.start = this.held.end = start
+    this.held.dropFirst(this.held.count)
     return Promise.resolve()
   }
 }

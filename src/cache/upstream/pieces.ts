@@ -7,9 +7,10 @@ const BLOCK = 64 * 1024
  * The bytes of one download from offset `start` to `end`, in pieces, read back by offset.
  * A piece is held as given (the caller gives it up), or a copy of it when `copies` is set
  * (the caller keeps it); either way a small piece (under a quarter of a block) is copied
- * into shared blocks (64 KiB unless the holder asks for less), so an upstream that trickles its bytes (a piece per TCP segment,
- * or per byte) costs an object per block, not one per piece, and the bytes held stay the
- * bound on memory. Bytes once appended never change: a view handed to a reader stays valid.
+ * into shared blocks (64 KiB unless the holder asks for less), so an upstream that trickles
+ * its bytes (a piece per TCP segment, or per byte) costs an object per block, not one per
+ * piece, and the bytes held stay the bound on memory. Bytes once appended never change: a
+ * view handed to a reader stays valid.
  */
 export class Pieces {
   /** NAR offset of the first byte held. */
@@ -33,7 +34,7 @@ export class Pieces {
     this.small = Math.floor(blockBytes / 4)
   }
 
-  /** Pieces held (tests). */
+  /** Pieces held. */
   get count(): number {
     return this.pieces.length
   }
