@@ -25,6 +25,8 @@ export interface Faults {
   latency?: number
   /** Methods the faults apply to (default: all). */
   methods?: string[]
+  /** Every response body forwarded in pieces of at most this many bytes, one per turn of the event loop (an upstream that trickles). */
+  trickle?: number
 }
 
 export interface FaultyProxy {
@@ -61,9 +63,22 @@ class Dealer {
   }
 }
 
+/** Passes bytes on in pieces of at most `size`, yielding to the event loop between them, so each is a write of its own. */
+function trickled(size: number): (source: AsyncIterable<Buffer>) => AsyncGenerator<Buffer> {
+  return async function* (source) {
+    for await (const chunk of source) {
+      for (let offset = 0; offset < chunk.length; offset += size) {
+        yield chunk.subarray(offset, offset + size)
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+    }
+  }
+}
+
 /**
  * An HTTP proxy in front of a real server that makes a share of requests fail: 503s,
- * dropped connections (before or mid-body) and stalls. The server behind it is real;
+ * dropped connections (before or mid-body) and stalls; it can also add latency, or pass
+ * bodies on a few bytes at a time. The server behind it is real;
  * the faults are dealt deterministically (see Dealer), so tests built on it do not flake.
  */
 export async function startFaultyProxy(
@@ -121,7 +136,8 @@ export async function startFaultyProxy(
         const length = Number(answer.headers['content-length'] ?? 0)
         const cut = chosen === 'resetMidBody' && req.method !== 'HEAD' && length > 1
         if (chosen === 'resetMidBody') record(req, cut ? 'resetMidBody' : 'pass')
-        const done = cut ? cutHalfway(answer, res, Math.floor(length / 2)) : pipeline(answer, res)
+        const trickle = proxy.faults.trickle
+        const done = cut ? cutHalfway(answer, res, Math.floor(length / 2)) : trickle ? pipeline(answer, trickled(trickle), res) : pipeline(answer, res)
         done.catch(() => res.destroy())
       },
     )

@@ -9,6 +9,7 @@ import { parseNarInfo, renderNarInfo } from '../../src/nix/narinfo.ts'
 import { signNarInfo } from '../../src/nix/narinfo-signing.ts'
 import { formatPublicKey, generateSecretKey } from '../../src/nix/signing.ts'
 import { narOf } from '../helpers/nar-samples.ts'
+import { startFaultyProxy } from '../helpers/faulty-proxy.ts'
 import { startNginx, skipWithoutNginx } from '../helpers/nginx.ts'
 import { serve } from '../helpers/nix-client.ts'
 import { tempDir } from '../helpers/trees.ts'
@@ -98,6 +99,26 @@ t.test('upstream narinfos and NARs are checked before anything is served whole o
     t.ok(slow.equals(big), 'the slow client: byte-identical')
     await windowed.options.pullThrough.idle()
     t.equal((await fetch(`${windowed.url}/${path.hash}.ls`)).status, 200, 'stored')
+  })
+
+  await t.test('an upstream that trickles its bytes (a few per write): served byte-identical and stored, spooled or through a window', async (t) => {
+    const proxy = await startFaultyProxy(t, nginx.url, { trickle: 7 })
+    const slow = { ...upstream, url: `${proxy.endpoint}/` }
+    for (const upstreamSpoolBytes of [undefined, 0]) {
+      const server = await serve(t, upstreamSpoolBytes === undefined ? { upstreams: [slow] } : { upstreams: [slow], upstreamSpoolBytes })
+      const tree = join(dir, `tree-${newPathHash()}`)
+      await mkdir(tree)
+      await writeFile(join(tree, 'data'), randomBytes(40_000))
+      await writeFile(join(tree, 'small'), 'hello\n')
+      const small = (await narOf(tree)).bytes
+      const path = await publish(root, small, 'none', key)
+      const narinfo = await (await fetch(`${server.url}/${path.hash}.narinfo`)).text()
+      const got = await get(`${server.url}/${/^URL: (.*)$/m.exec(narinfo)?.[1] ?? 'missing'}`)
+      const how = upstreamSpoolBytes === undefined ? 'spooled' : 'through a window'
+      t.ok(got.body?.equals(small), `${how}: byte-identical`)
+      await server.options.pullThrough.idle()
+      t.equal((await fetch(`${server.url}/${path.hash}.ls`)).status, 200, `${how}: stored`)
+    }
   })
 
   await t.test('another path with a NAR stored here already becomes local with no download', async (t) => {
