@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import { upToEntries } from '../../lru-entries.ts'
+import { SharedWork } from '../../shared-work.ts'
 import type { Logger } from 'pino'
 import type { CodecMethod } from '../../codec/methods.ts'
 import { renderNarInfo, type NarInfo } from '../../nix/narinfo.ts'
@@ -47,7 +48,7 @@ export class UpstreamNarInfos {
   private readonly byNarHash: LRUCache<string, UpstreamPath>
   private readonly missing: LRUCache<string, true>
   /** Lookups in progress by store path hash: concurrent requests for one path ask once. */
-  private readonly inFlight = new Map<string, Promise<UpstreamPath | undefined>>()
+  private readonly lookups = new SharedWork<string, UpstreamPath | undefined>()
   private readonly upstreams: UpstreamClient[]
 
   constructor(
@@ -91,12 +92,8 @@ export class UpstreamNarInfos {
       this.options.metrics.negativeHits.inc()
       return Promise.resolve(undefined)
     }
-    let lookup = this.inFlight.get(hash)
-    if (lookup === undefined) {
-      lookup = this.ask(hash).finally(() => this.inFlight.delete(hash))
-      this.inFlight.set(hash, lookup)
-    }
-    return lookup
+    // No signal: a lookup is never abandoned (its answer is remembered for the next request).
+    return this.lookups.run(hash, () => this.ask(hash))
   }
 
   private async ask(hash: string): Promise<UpstreamPath | undefined> {
