@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { Cas } from '../src/cas/cas.ts'
-import { DEFAULT_CHUNK_SIZES, cutPoint } from '../src/castore/chunker.ts'
+import { Chunker, DEFAULT_CHUNK_SIZES, cutPoint } from '../src/castore/chunker.ts'
 import { BLAKE3_IMPLEMENTATION, digestOf } from '../src/castore/digest.ts'
 import type { CodecMethod } from '../src/codec/methods.ts'
 import { dumpPath } from '../src/fs/dump-path.ts'
@@ -112,8 +112,14 @@ export async function benchIngest(): Promise<void> {
     await floor(`BLAKE3 of the NAR (${BLAKE3_IMPLEMENTATION}), 256 KiB pieces`, () => {
       for (let at = 0; at < bytes.length; at += 256 * 1024) digestOf(bytes.subarray(at, at + 256 * 1024))
     })
-    await floor('FastCDC cut points over the whole NAR (default sizes)', () => {
+    await floor('FastCDC cut points over the whole NAR, in JavaScript (cutPoint, the reference)', () => {
       for (let at = 0; at < bytes.length; ) at += cutPoint(bytes, at, bytes.length, DEFAULT_CHUNK_SIZES)
+    })
+    await floor('FastCDC cut points over the whole NAR, as ingests scan (Chunker: WebAssembly)', () => {
+      // One piece, so every chunk is a view and only the scan is timed.
+      const chunker = new Chunker(DEFAULT_CHUNK_SIZES)
+      for (const chunk of chunker.push(bytes)) void chunk
+      for (const chunk of chunker.finish()) void chunk
     })
     await floor('a copy of the NAR into a fresh buffer', () => {
       Buffer.from(bytes)

@@ -1,4 +1,5 @@
 import { NixcasError } from '../errors.ts'
+import { GEAR, gearScan, scannedHash } from './gear-scan.ts'
 
 /**
  * FastCDC with normalised chunking (Xia et al., 2020) over a 32-bit gear hash.
@@ -16,20 +17,6 @@ export interface ChunkSizes {
  * between versions of a tree against objects stored and round trips per NAR (see README).
  */
 export const DEFAULT_CHUNK_SIZES: ChunkSizes = { min: 64 * 1024, avg: 256 * 1024, max: 1024 * 1024 }
-
-// The gear table: 256 fixed pseudo-random words from splitmix32 with a fixed seed. Changing
-// it changes every cut point, so it is part of the storage format.
-const GEAR = new Int32Array(256)
-{
-  let state = 0x6e697863 // "nixc"
-  for (let index = 0; index < 256; index++) {
-    state = (state + 0x9e3779b9) | 0
-    let z = state
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b)
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35)
-    GEAR[index] = z ^ (z >>> 16)
-  }
-}
 
 /** A mask of the top `bits` bits: they depend on the last 32 bytes, not just the last few. */
 const topBits = (bits: number): number => (bits >= 32 ? -1 : ~((1 << (32 - bits)) - 1))
@@ -113,21 +100,17 @@ export class Chunker {
       let cut = -1
       let hash = this.hash
       const normalEnd = Math.min(end, avg - base)
-      for (; index < normalEnd; index++) {
-        hash = ((hash << 1) + (GEAR[bytes[index] as number] as number)) | 0
-        if ((hash & maskSmall) === 0) {
-          cut = index + 1
-          break
-        }
+      if (index < normalEnd) {
+        cut = gearScan(bytes, index, normalEnd, hash, maskSmall)
+        hash = scannedHash()
+        index = normalEnd
       }
       if (cut < 0) {
         const limitEnd = Math.min(end, max - base)
-        for (index = Math.max(index, offset); index < limitEnd; index++) {
-          hash = ((hash << 1) + (GEAR[bytes[index] as number] as number)) | 0
-          if ((hash & maskLarge) === 0) {
-            cut = index + 1
-            break
-          }
+        const from = Math.max(index, offset)
+        if (from < limitEnd) {
+          cut = gearScan(bytes, from, limitEnd, hash, maskLarge)
+          hash = scannedHash()
         }
         if (cut < 0 && base + limitEnd === max) cut = limitEnd
       }
