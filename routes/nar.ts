@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { NarFile } from '../src/cache/binary-cache.ts'
 import { encode } from '../src/codec/encode.ts'
 import { compressStream, negotiateEncoding } from '../src/http/encoding.ts'
+import { NAR_CACHE_CONTROL, NAR_TYPE } from '../src/http/fast-nar.ts'
 import { parseRange } from '../src/http/range.ts'
 import { recordFailure } from '../src/http/request-log.ts'
 import { sendNotFound, sendPieces } from '../src/http/send.ts'
@@ -16,12 +17,11 @@ import type { NarRange } from '../src/render/render.ts'
 
 type NarRequest = FastifyRequest<{ Params: { file: string } }>
 
-const IMMUTABLE = 'public, max-age=31536000, immutable'
 /** Bytes of a NAR response waiting for the socket, past which rendering pauses. */
 const BODY_BUFFER_BYTES = 256 * 1024
 
 function narHeaders(reply: FastifyReply, etag: string | undefined): void {
-  reply.type('application/x-nix-nar').header('cache-control', IMMUTABLE)
+  reply.type(NAR_TYPE).header('cache-control', NAR_CACHE_CONTROL)
   // Only an identity body has stable bytes to resume or revalidate.
   if (etag !== undefined) reply.header('accept-ranges', 'bytes').header('etag', etag)
 }

@@ -6,6 +6,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import { NixcasError } from './errors.ts'
 import { RequestLogController, levelEnabled, logRequest, recordFailure, requestLogger, watchResponse } from './http/request-log.ts'
 import { sendNotFound } from './http/send.ts'
+import { fastNar } from './http/fast-nar.ts'
 import { fastNarInfo, narinfoCacheControl } from './http/fast-narinfo.ts'
 import { requireRead } from './plugins/access.ts'
 import services, { type ServicesOptions } from './plugins/services.ts'
@@ -72,7 +73,7 @@ export async function buildApp(options: AppOptions, server: FastifyServerOptions
     return503OnClosing: true,
     childLoggerFactory: requestLogger,
     forceCloseConnections: 'idle',
-    // Fastify's own HTTP/1 server, with cached narinfos answered before it (src/http/fast-narinfo.ts).
+    // Fastify's own HTTP/1 server, with cached narinfos and small NARs answered before it (src/http/fast-nar*.ts).
     serverFactory: (handler, raw) => {
       // What Fastify's own factory applies (its options with their defaults filled in).
       const settings = raw as FastifyServerOptions & { http?: ServerOptions }
@@ -95,12 +96,23 @@ export async function buildApp(options: AppOptions, server: FastifyServerOptions
   })
   // Request lines are logged at info: then every request goes through Fastify, which logs them.
   const logsRequests = levelEnabled(fastify.log, 'info')
-  fast.answer = fastNarInfo({
+  const open = (): boolean => options.access.readsPublic && !closing && !logsRequests
+  const count = (route: string, method: string, status: number): void => options.metrics.countRequest(route, method, status)
+  const narinfo = fastNarInfo({
     cached: (hash) => options.cache.cachedNarInfo(hash),
     served: (hash) => options.accessRecorder.path(hash),
-    count: (route, method, status) => options.metrics.countRequest(route, method, status),
+    count,
     cacheControl: narinfoCacheControl(options.settings.narinfoMaxAge),
-    open: () => options.access.readsPublic && !closing && !logsRequests,
+    open,
   })
+  const nar = fastNar({
+    cached: (name) => options.nars.cachedNar(name),
+    served: (name) => options.accessRecorder.nar(name),
+    count,
+    sent: options.metrics.bytesServed.series({ route: 'nar' }),
+    compressNars: options.settings.compressNars,
+    open,
+  })
+  fast.answer = (request, response) => narinfo(request, response) || nar(request, response)
   return fastify
 }

@@ -52,7 +52,7 @@ export async function appOptionsFrom(config: ServerConfig, logger: Logger): Prom
     onError: (error) => logger.warn({ err: error }, 'writing a dedup index segment failed'),
   })
   metrics.gauge('nixcas_dedup_index_entries', 'Chunks the dedup index knows', () => [[{}, dedup.size]])
-  const nars = new NarService(cas, { windowBytes: config.windowBytes, maxRequests: config.maxRequests, budget: renderBudget, stats: prefetchStats })
+  const nars = new NarService(cas, { windowBytes: config.windowBytes, maxRequests: config.maxRequests, budget: renderBudget, stats: prefetchStats, wholeNarCacheBytes: config.wholeNarCacheBytes })
   metrics.gauge('nixcas_buffer_pool_free_bytes', 'Bytes of NAR read and output buffers waiting free to be reused (at most totalWindowBytes; let go after 30 s unused)', () => [[{}, nars.poolFreeBytes]])
   const upstreamMetrics = new UpstreamMetrics(metrics)
   const upstreamLogger = logger.child({ component: 'upstream' })

@@ -25,13 +25,20 @@ export interface NarServiceOptions {
   /** Bounds the windows of every response together. */
   budget: ByteBudget
   stats: PrefetchStats
+  /** Memory for whole NARs kept as sent (see `cachedNar`); 0 keeps none. */
+  wholeNarCacheBytes?: number
 }
 
 /** A NAR the cache can serve: its tree laid out, its hash and size known. */
 export interface ServableNar {
   narHash: NixHash
+  /** The hash in nixbase32, as NAR URLs name it. */
+  name: string
   layout: Layout
 }
+
+/** A whole NAR is kept only if it takes at most this share of `wholeNarCacheBytes`. */
+const WHOLE_NAR_SHARE = 32
 
 /**
  * NARs by hash: lookups (one small read for a HEAD), layouts (cached: NARs are immutable),
@@ -50,11 +57,28 @@ export class NarService {
   /** Read and output buffers of every response, reused: as much may wait free as the windows may hold. */
   private readonly pool: BufferPool
 
+  /**
+   * Small NARs as sent, by name. Most NARs of a closure are small (of the 325 paths of the
+   * benchmark's closure 223 are under 100 kB), and rendering one costs a few hops through
+   * libuv's thread pool however few its bytes: ~0.3-0.7 ms where nginx sends a file in 0.1.
+   * Short-lived, as narinfos are, so a NAR deleted through another replica soon goes.
+   */
+  private readonly wholes: LRUCache<string, Buffer> | undefined
+  private readonly wholeLimit: number
+
   constructor(
     readonly cas: Cas,
     private readonly options: NarServiceOptions,
   ) {
     this.pool = new BufferPool(options.budget.capacity, { blockBytes: BLOCK_BYTES })
+    const wholeBytes = options.wholeNarCacheBytes ?? 0
+    this.wholeLimit = Math.floor(wholeBytes / WHOLE_NAR_SHARE)
+    this.wholes = this.wholeLimit > 0 ? new LRUCache({ maxSize: wholeBytes, maxEntrySize: this.wholeLimit, sizeCalculation: (bytes) => bytes.length, ttl: 60_000 }) : undefined
+  }
+
+  /** The whole NAR named `narHashBase32` if it is in memory: served with no store read. */
+  cachedNar(narHashBase32: string): Buffer | undefined {
+    return this.wholes?.get(narHashBase32)
   }
 
   /** What the index knows of the NAR whose sha256 is `narHashBase32`: one small read. */
@@ -78,7 +102,7 @@ export class NarService {
     const found = await this.entry(narHashBase32)
     if (found === undefined) return undefined
     const tree = await treeOf(this.cas, found.entry, signal)
-    const nar = { narHash: found.narHash, layout: layoutNar(found.entry.root, tree) }
+    const nar = { narHash: found.narHash, name: narHashBase32, layout: layoutNar(found.entry.root, tree) }
     this.layouts.set(narHashBase32, nar)
     return nar
   }
@@ -93,7 +117,23 @@ export class NarService {
    * it is written (and not used after), so serving a NAR makes no garbage.
    */
   renderPooled(nar: ServableNar, range: NarRange | undefined, signal: AbortSignal): AsyncGenerator<Uint8Array> {
-    return renderNar(this.cas, nar.layout, range, { ...this.renderOptions(signal), pool: this.pool })
+    const pieces = renderNar(this.cas, nar.layout, range, { ...this.renderOptions(signal), pool: this.pool })
+    const { size } = nar.layout
+    const whole = range === undefined || (range.start === 0 && range.end === size)
+    return whole && this.wholes && size <= this.wholeLimit ? this.keepWhole(nar.name, size, pieces, this.wholes) : pieces
+  }
+
+  /** Passes `pieces` on, and keeps a copy of them once they were all of the NAR (a client that left keeps nothing). */
+  private async *keepWhole(name: string, size: number, pieces: AsyncGenerator<Uint8Array>, wholes: LRUCache<string, Buffer>): AsyncGenerator<Uint8Array> {
+    // Its own memory: a slice of Node's shared 8 KiB slabs would keep the whole slab.
+    const copy = Buffer.allocUnsafeSlow(size)
+    let at = 0
+    for await (const piece of pieces) {
+      if (at + piece.length <= size) copy.set(piece, at)
+      at += piece.length
+      yield piece
+    }
+    if (at === size) wholes.set(name, copy)
   }
 
   /** Bytes of pool buffers waiting free to be reused. */

@@ -119,6 +119,12 @@ export const settings = {
   totalUploadBytes: setting({ kind: size, default: 256 * MiB, min: MiB, env: 'NIXCAS_TOTAL_UPLOAD_BYTES', doc: 'Bytes all uploads together may hold.' }),
   totalWindowBytes: setting({ kind: size, default: 128 * MiB, min: MiB, env: 'NIXCAS_TOTAL_WINDOW_BYTES', doc: 'Bytes all NAR read-ahead windows together may hold.' }),
   narinfoCacheEntries: setting({ kind: integer, default: 100_000, env: 'NIXCAS_NARINFO_CACHE_ENTRIES', doc: 'Narinfos kept in memory.' }),
+  wholeNarCacheBytes: setting({
+    kind: size,
+    default: 32 * MiB,
+    env: 'NIXCAS_WHOLE_NAR_CACHE_BYTES',
+    doc: 'Memory for small NARs kept whole as sent (each at most 1/32 of it, for a minute at most), answered with no store read; 0 keeps none.',
+  }),
   compressNars: setting({ kind: boolean, default: true, env: 'NIXCAS_COMPRESS_NARS', doc: 'Compress NAR responses when the client accepts it.' }),
   allowNarinfoOverwrite: setting({
     kind: boolean,

@@ -41,18 +41,24 @@ export function sendCachedBytes(request: FastifyRequest, reply: FastifyReply, ty
 /** What `Accept-Encoding` values ask for: clients send the same few again and again. */
 const negotiated = new Map<string, ContentEncoding | undefined>()
 
-/**
- * A cached body as the client accepts it: the body itself, or its compressed copy (made once
- * per body and encoding) with the encoding to name.
- */
-export function cachedEncoding(body: Buffer, acceptEncoding: string | undefined): { encoding: ContentEncoding | undefined; bytes: Buffer } {
-  if (acceptEncoding === undefined) return { encoding: undefined, bytes: body }
+/** `negotiateEncoding`, remembered for the few values clients send, for answers made before Fastify. */
+export function acceptedEncoding(acceptEncoding: string | undefined): ContentEncoding | undefined {
+  if (acceptEncoding === undefined) return undefined
   let encoding = negotiated.get(acceptEncoding)
   if (encoding === undefined && !negotiated.has(acceptEncoding)) {
     encoding = negotiateEncoding(acceptEncoding)
     // Any string a client sends: remembered only while few are seen.
     if (negotiated.size < 64) negotiated.set(acceptEncoding, encoding)
   }
+  return encoding
+}
+
+/**
+ * A cached body as the client accepts it: the body itself, or its compressed copy (made once
+ * per body and encoding) with the encoding to name.
+ */
+export function cachedEncoding(body: Buffer, acceptEncoding: string | undefined): { encoding: ContentEncoding | undefined; bytes: Buffer } {
+  const encoding = acceptedEncoding(acceptEncoding)
   return encoding === undefined ? { encoding, bytes: body } : { encoding, bytes: encodedCopy(body, encoding) }
 }
 
