@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import type { ByteBudget } from '../budget.ts'
+import { ByteBudget } from '../budget.ts'
 import type { Cas } from '../cas/cas.ts'
 import type { NarRecord } from '../castore/nar-record.ts'
 import type { NixHash } from '../nix/hash.ts'
@@ -65,6 +65,9 @@ export class NarService {
    */
   private readonly wholes: LRUCache<string, Buffer> | undefined
   private readonly wholeLimit: number
+  /** Copies being made, by name: one per NAR, and all together within `wholeNarCacheBytes`. */
+  private readonly copying = new Set<string>()
+  private readonly copyBudget: ByteBudget
 
   constructor(
     readonly cas: Cas,
@@ -74,6 +77,7 @@ export class NarService {
     const wholeBytes = options.wholeNarCacheBytes ?? 0
     this.wholeLimit = Math.floor(wholeBytes / WHOLE_NAR_SHARE)
     this.wholes = this.wholeLimit > 0 ? new LRUCache({ maxSize: wholeBytes, maxEntrySize: this.wholeLimit, sizeCalculation: (bytes) => bytes.length, ttl: 60_000 }) : undefined
+    this.copyBudget = new ByteBudget(wholeBytes)
   }
 
   /** The whole NAR named `narHashBase32` if it is in memory: served with no store read. */
@@ -123,17 +127,32 @@ export class NarService {
     return whole && this.wholes && size <= this.wholeLimit ? this.keepWhole(nar.name, size, pieces, this.wholes) : pieces
   }
 
-  /** Passes `pieces` on, and keeps a copy of them once they were all of the NAR (a client that left keeps nothing). */
+  /**
+   * Passes `pieces` on, and keeps a copy of them once they were all of the NAR (a client that
+   * left keeps nothing). One copy per NAR at a time, and all of them together within the
+   * cache's size, however many clients ask at once; decided when the first piece is asked
+   * for, as a generator never started never runs its `finally`.
+   */
   private async *keepWhole(name: string, size: number, pieces: AsyncGenerator<Uint8Array>, wholes: LRUCache<string, Buffer>): AsyncGenerator<Uint8Array> {
-    // Its own memory: a slice of Node's shared 8 KiB slabs would keep the whole slab.
-    const copy = Buffer.allocUnsafeSlow(size)
-    let at = 0
-    for await (const piece of pieces) {
-      if (at + piece.length <= size) copy.set(piece, at)
-      at += piece.length
-      yield piece
+    if (this.copying.has(name) || wholes.has(name) || !this.copyBudget.tryAcquire(size, false)) {
+      yield* pieces
+      return
     }
-    if (at === size) wholes.set(name, copy)
+    this.copying.add(name)
+    try {
+      // Its own memory: a slice of Node's shared 8 KiB slabs would keep the whole slab.
+      const copy = Buffer.allocUnsafeSlow(size)
+      let at = 0
+      for await (const piece of pieces) {
+        if (at + piece.length <= size) copy.set(piece, at)
+        at += piece.length
+        yield piece
+      }
+      if (at === size) wholes.set(name, copy)
+    } finally {
+      this.copying.delete(name)
+      this.copyBudget.release(size)
+    }
   }
 
   /** Bytes of pool buffers waiting free to be reused. */

@@ -135,7 +135,7 @@ export const settings = {
   maxLogSize: setting({ kind: size, default: 64 * MiB, min: 1, env: 'NIXCAS_MAX_LOG_SIZE', doc: 'Largest build log (`nix store copy-log --to`) accepted, counted uncompressed.' }),
   maxSignatures: setting({ kind: integer, default: 32, min: 1, max: 1024, env: 'NIXCAS_MAX_SIGNATURES', doc: 'Most distinct signatures kept on a narinfo, realisation or build trace, ours included; an upload carrying more is refused.' }),
   pressure: {
-    maxEventLoopDelay: setting({ kind: duration('ms'), default: 1000, env: 'NIXCAS_PRESSURE_MAX_EVENT_LOOP_DELAY', doc: 'Overloaded above this mean event loop delay over a sample interval; 0 turns it off. While overloaded, NAR and listing downloads are answered 503; uploads, HEADs, narinfos, /health and /metrics never are.' }),
+    maxEventLoopDelay: setting({ kind: duration('ms'), default: 1000, env: 'NIXCAS_PRESSURE_MAX_EVENT_LOOP_DELAY', doc: 'Overloaded above this mean event loop delay over a sample interval; 0 turns it off. While overloaded, NAR and listing downloads are answered 503 (but for small NARs kept in memory, which cost no read); uploads, HEADs, narinfos, /health and /metrics never are.' }),
     maxHeapUsedBytes: setting({ kind: size, default: 0, env: 'NIXCAS_PRESSURE_MAX_HEAP_USED_BYTES', doc: 'Overloaded above this heap size; 0 turns it off.' }),
     maxRssBytes: setting({ kind: size, default: 0, env: 'NIXCAS_PRESSURE_MAX_RSS_BYTES', doc: 'Overloaded above this resident set size while that memory is in use (heap and buffers); 0 turns it off.' }),
     recoverPercent: setting({ kind: integer, default: 50, min: 1, max: 99, env: 'NIXCAS_PRESSURE_RECOVER_PERCENT', doc: 'Overload ends once every signal is below this percentage of its limit.' }),

@@ -105,6 +105,20 @@ t.test('only whole NARs that fit are kept: not a range, not a client that left, 
   await left.return(undefined)
   t.equal(nars.cachedNar(small.nar.hash), undefined, 'a client that left after the first piece: nothing kept')
 
+  // Two clients at once: each gets the whole NAR, one copy is made and kept.
+  const both = await Promise.all(
+    [0, 1].map(async () => {
+      const parts: Buffer[] = []
+      for await (const piece of nars.renderPooled(nar, undefined, controller.signal)) {
+        parts.push(Buffer.from(piece))
+        nars.written(piece)
+      }
+      return Buffer.concat(parts)
+    }),
+  )
+  t.ok(both.every((bytes) => bytes.equals(small.nar.bytes)), 'two clients at once: both get the NAR')
+  t.ok(nars.cachedNar(small.nar.hash)?.equals(small.nar.bytes), 'and it is kept')
+
   t.equal((await app.inject({ url: `/nar/${large.nar.hash}.nar` })).statusCode, 200)
   t.equal(nars.cachedNar(large.nar.hash), undefined, 'larger than 1/32 of the memory: not kept')
   t.equal((await app.inject({ url: `/nar/${small.nar.hash}.nar` })).statusCode, 200)
