@@ -118,7 +118,8 @@ export class NarService {
 
   /**
    * The same, in buffers of the service's pool: each piece must be handed to `written` once
-   * it is written (and not used after), so serving a NAR makes no garbage.
+   * it is written (and not used after), so serving a NAR makes no garbage. A small NAR
+   * rendered whole is also kept whole (`cachedNar`) once its last piece was taken.
    */
   renderPooled(nar: ServableNar, range: NarRange | undefined, signal: AbortSignal): AsyncGenerator<Uint8Array> {
     const pieces = renderNar(this.cas, nar.layout, range, { ...this.renderOptions(signal), pool: this.pool })

@@ -22,7 +22,7 @@ export const GEAR = new Int32Array(256)
 /** Memory: the gear table at 0 (256 little-endian words), the window of bytes from 1024. */
 const TABLE_BYTES = 1024
 const WINDOW = 256 * 1024
-const PAGES = (TABLE_BYTES + WINDOW) / 65536 + 1
+const PAGES = Math.ceil((TABLE_BYTES + WINDOW) / 65536)
 
 /**
  * The module, written out by hand (what `wat2wasm` makes of the text in the comments):
@@ -77,12 +77,12 @@ interface GearExports {
   scan: (index: number, end: number, hash: number, mask: number) => number
 }
 
+// The module reads the table as little-endian words, which a typed array writes only on a little-endian host.
+if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) throw new Error('the gear scan needs a little-endian host')
 const wasm = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly
 const exports = new wasm.Instance(new wasm.Module(MODULE)).exports as GearExports
 const memory = new Uint8Array(exports.memory.buffer)
 new Int32Array(exports.memory.buffer, 0, 256).set(GEAR)
-// The table is read as little-endian words: on a big-endian host the view above would not be.
-if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) throw new Error('the gear scan needs a little-endian host')
 
 let lastHash = 0
 
