@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { request, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { gunzipSync } from 'node:zlib'
 import t from 'tap'
 import { ByteBudget } from '../../src/budget.ts'
@@ -8,35 +8,12 @@ import { fastNar } from '../../src/http/fast-nar.ts'
 import { makePath, push } from '../helpers/push.ts'
 import { serve } from '../helpers/nix-client.ts'
 import { tempDir } from '../helpers/trees.ts'
+import { ownHeaders, rawGet } from '../helpers/raw-http.ts'
 
-interface Answer {
-  status: number
-  headers: Record<string, string | string[] | undefined>
-  body: Buffer
-}
-
-function get(url: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: options.method ?? 'GET', headers: options.headers }, (response) => {
-      const parts: Buffer[] = []
-      response.on('data', (part: Buffer) => parts.push(part))
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(parts) }))
-      response.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
-
-/** The headers of an answer, without the ones Node adds to every response. */
-const ownHeaders = (answer: { headers: Record<string, unknown> }): Record<string, unknown> => {
-  const { date: _date, connection: _connection, 'keep-alive': _keepAlive, ...rest } = answer.headers
-  return rest
-}
 
 /** A counter of /metrics summed over its series whose labels include `labels`. */
 async function metric(url: string, name: string, labels = ''): Promise<number> {
-  const text = (await get(`${url}/metrics`)).body.toString()
+  const text = (await rawGet(`${url}/metrics`)).body.toString()
   let total = 0
   for (const match of text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\d+)`, 'gm'))) if ((match[1] ?? '').includes(labels)) total += Number(match[2])
   return total
@@ -49,7 +26,7 @@ t.test('a small NAR, once served whole, is answered from memory as the route ans
   t.equal(await push(app, path), 204)
   const narUrl = `${url}/nar/${path.nar.hash}.nar`
 
-  const first = await get(narUrl)
+  const first = await rawGet(narUrl)
   t.equal(first.status, 200)
   t.ok(first.body.equals(path.nar.bytes), 'the route renders it')
   t.ok(options.nars.cachedNar(path.nar.hash)?.equals(path.nar.bytes), 'and keeps it whole')
@@ -57,7 +34,7 @@ t.test('a small NAR, once served whole, is answered from memory as the route ans
   const reads = await metric(url, 'nixcas_store_requests_total')
   const served = await metric(url, 'nixcas_http_requests_total', 'route="/nar/:file",method="GET",status="200"')
   const bytes = await metric(url, 'nixcas_http_response_bytes_total', 'route="nar"')
-  const fast = await get(narUrl)
+  const fast = await rawGet(narUrl)
   t.equal(fast.status, 200)
   t.ok(fast.body.equals(path.nar.bytes), 'the same bytes')
   t.same(ownHeaders(fast), ownHeaders(first), 'the same headers')
@@ -66,17 +43,17 @@ t.test('a small NAR, once served whole, is answered from memory as the route ans
   t.equal(await metric(url, 'nixcas_http_response_bytes_total', 'route="nar"'), bytes + path.nar.bytes.length, 'with its bytes')
 
   const routedHead = await app.inject({ method: 'HEAD', url: `/nar/${path.nar.hash}.nar` })
-  const head = await get(narUrl, { method: 'HEAD' })
+  const head = await rawGet(narUrl, { method: 'HEAD' })
   t.equal(head.status, 200)
   t.equal(head.body.length, 0, 'HEAD: no body')
   t.same(ownHeaders(head), ownHeaders({ headers: routedHead.headers }), 'HEAD: the headers the route gives')
 
   // What the memory copy does not answer goes to the route, which reads the store.
-  const range = await get(narUrl, { headers: { range: 'bytes=10-19' } })
+  const range = await rawGet(narUrl, { headers: { range: 'bytes=10-19' } })
   t.equal(range.status, 206, 'a range: the route')
   t.ok(range.body.equals(path.nar.bytes.subarray(10, 20)))
-  t.equal((await get(narUrl, { headers: { 'if-none-match': `"${path.nar.hash}"` } })).status, 304, 'a revalidation: the route')
-  const gzipped = await get(narUrl, { headers: { 'accept-encoding': 'gzip' } })
+  t.equal((await rawGet(narUrl, { headers: { 'if-none-match': `"${path.nar.hash}"` } })).status, 304, 'a revalidation: the route')
+  const gzipped = await rawGet(narUrl, { headers: { 'accept-encoding': 'gzip' } })
   t.equal(gzipped.headers['content-encoding'], 'gzip', 'an accepted encoding: the route compresses it')
   t.ok(gunzipSync(gzipped.body).equals(path.nar.bytes))
   t.ok((await metric(url, 'nixcas_store_requests_total')) > reads, 'and those read the store')

@@ -1,39 +1,16 @@
 import { gunzipSync } from 'node:zlib'
-import { request, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { fastNarInfo, narinfoCacheControl } from '../../src/http/fast-narinfo.ts'
 import { pino } from 'pino'
 import t from 'tap'
 import { makePath, narinfoOf, push } from '../helpers/push.ts'
 import { serve } from '../helpers/nix-client.ts'
 import { tempDir } from '../helpers/trees.ts'
+import { ownHeaders, rawGet } from '../helpers/raw-http.ts'
 
-interface Answer {
-  status: number
-  headers: Record<string, string | string[] | undefined>
-  body: Buffer
-}
-
-function get(url: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: options.method ?? 'GET', headers: options.headers }, (response) => {
-      const parts: Buffer[] = []
-      response.on('data', (part: Buffer) => parts.push(part))
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(parts) }))
-      response.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
-
-/** The headers a narinfo answer is made of, without the ones Node adds to every response. */
-const narinfoHeaders = (answer: { headers: Record<string, unknown> }): Record<string, unknown> => {
-  const { date: _date, connection: _connection, 'keep-alive': _keepAlive, ...rest } = answer.headers
-  return rest
-}
 
 async function requestsCounted(url: string, method: string): Promise<number> {
-  const text = (await get(`${url}/metrics`)).body.toString()
+  const text = (await rawGet(`${url}/metrics`)).body.toString()
   return Number(new RegExp(`^nixcas_http_requests_total\\{route="/:hash\\.narinfo",method="${method}",status="200"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0)
 }
 
@@ -44,26 +21,26 @@ t.test('a cached narinfo answered before Fastify is the answer the route gives',
   const routed = await app.inject({ url: `/${path.hash}.narinfo` })
   t.equal(routed.statusCode, 200, 'the route (injected requests never take the fast path) answers, and caches the narinfo')
   const before = await requestsCounted(url, 'GET')
-  const fast = await get(`${url}/${path.hash}.narinfo`)
+  const fast = await rawGet(`${url}/${path.hash}.narinfo`)
   t.equal(fast.status, 200)
-  t.same(narinfoHeaders(fast), narinfoHeaders(routed), 'the same headers')
+  t.same(ownHeaders(fast), ownHeaders(routed), 'the same headers')
   t.ok(fast.body.equals(routed.rawPayload), 'the same body')
   t.equal(await requestsCounted(url, 'GET'), before + 1, 'counted under the route')
   t.ok(options.accessRecorder.size > 0, 'and recorded as served')
 
-  const gzipped = await get(`${url}/${path.hash}.narinfo`, { headers: { 'accept-encoding': 'gzip' } })
+  const gzipped = await rawGet(`${url}/${path.hash}.narinfo`, { headers: { 'accept-encoding': 'gzip' } })
   const routedGzip = await app.inject({ url: `/${path.hash}.narinfo`, headers: { 'accept-encoding': 'gzip' } })
-  t.same(narinfoHeaders(gzipped), narinfoHeaders(routedGzip), 'compressed: the same headers')
+  t.same(ownHeaders(gzipped), ownHeaders(routedGzip), 'compressed: the same headers')
   t.ok(gunzipSync(gzipped.body).equals(routed.rawPayload), 'and the same narinfo inside')
 
-  const head = await get(`${url}/${path.hash}.narinfo`, { method: 'HEAD' })
+  const head = await rawGet(`${url}/${path.hash}.narinfo`, { method: 'HEAD' })
   t.equal(head.status, 200)
   t.equal(head.body.length, 0, 'HEAD: no body')
   t.equal(head.headers['content-length'], String(routed.rawPayload.length))
 
-  t.equal((await get(`${url}/${path.hash}.narinfo?x=1`)).status, 200, 'a query string goes to the route')
-  t.equal((await get(`${url}/${'0'.repeat(32)}.narinfo`)).status, 404, 'a miss goes to the route')
-  t.not((await get(`${url}/../${path.hash.slice(3)}.narinfo`)).status, 200, 'so does anything that only looks like a narinfo')
+  t.equal((await rawGet(`${url}/${path.hash}.narinfo?x=1`)).status, 200, 'a query string goes to the route')
+  t.equal((await rawGet(`${url}/${'0'.repeat(32)}.narinfo`)).status, 404, 'a miss goes to the route')
+  t.not((await rawGet(`${url}/../${path.hash.slice(3)}.narinfo`)).status, 200, 'so does anything that only looks like a narinfo')
 })
 
 t.test('with read credentials, or request lines logged, every narinfo goes through Fastify', async (t) => {
@@ -73,8 +50,8 @@ t.test('with read credentials, or request lines logged, every narinfo goes throu
   t.equal((await guarded.app.inject({ method: 'PUT', url: `/nar/${path.nar.hash}.nar`, payload: path.nar.bytes, headers: { authorization } })).statusCode, 201)
   t.equal((await guarded.app.inject({ method: 'PUT', url: `/${path.hash}.narinfo`, payload: narinfoOf(path), headers: { authorization } })).statusCode, 204)
   t.equal((await guarded.app.inject({ url: `/${path.hash}.narinfo`, headers: { authorization: 'Bearer secret' } })).statusCode, 200, 'cached')
-  t.equal((await get(`${guarded.url}/${path.hash}.narinfo`)).status, 401, 'no credential: refused')
-  t.equal((await get(`${guarded.url}/${path.hash}.narinfo`, { headers: { authorization: 'Bearer secret' } })).status, 200, 'with one: served')
+  t.equal((await rawGet(`${guarded.url}/${path.hash}.narinfo`)).status, 401, 'no credential: refused')
+  t.equal((await rawGet(`${guarded.url}/${path.hash}.narinfo`, { headers: { authorization: 'Bearer secret' } })).status, 200, 'with one: served')
 
   const lines: string[] = []
   const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(line) })
@@ -82,7 +59,7 @@ t.test('with read credentials, or request lines logged, every narinfo goes throu
   t.equal(await push(logged.app, path), 204)
   t.equal((await logged.app.inject({ url: `/${path.hash}.narinfo` })).statusCode, 200)
   lines.length = 0
-  t.equal((await get(`${logged.url}/${path.hash}.narinfo`)).status, 200)
+  t.equal((await rawGet(`${logged.url}/${path.hash}.narinfo`)).status, 200)
   t.ok(lines.some((line) => line.includes(`/${path.hash}.narinfo`)), 'the request has its log line')
 })
 
